@@ -1,0 +1,71 @@
+"""The ``devise`` command group.
+
+Sub-command modules only import Click at import time; every heavy import
+(TensorFlow, Keras, gensim, NLTK, h5py) happens inside the command that needs it,
+so ``devise --help`` and ``devise --version`` answer at once.
+"""
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from . import __version__
+
+# command name -> "module:attribute"; loaded lazily so one broken optional module
+# never breaks the others, and help stays fast.
+COMMANDS = {
+    "wordnet": "devise_cli.wordnet_cmds:wordnet_group",
+    "vectors": "devise_cli.vectors_cmds:vectors_group",
+    "vocab": "devise_cli.vocab_cmds:vocab_group",
+    "train": "devise_cli.train_cmd:train",
+    "predict": "devise_cli.predict_cmds:predict",
+    "eval": "devise_cli.predict_cmds:evaluate",
+    "data": "devise_cli.data_cmds:data_group",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported on first use (the Click docs' pattern)."""
+
+    def list_commands(self, ctx):
+        return sorted(name for name in COMMANDS if self._load(name) is not None)
+
+    def get_command(self, ctx, name):
+        return self._load(name)
+
+    @staticmethod
+    def _load(name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:  # that command is not written yet
+                return None
+            raise
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="devise")
+def main():
+    """Zero-shot image classification with DeViSE (Frome et al., 2013).
+
+    Images are embedded by a Keras backbone + DeViSE head into a skip-gram word
+    vector space and matched against any vocabulary of WordNet labels, including
+    labels never seen in training.
+
+    \b
+    Examples:
+      devise vectors train                     # offline skip-gram vectors
+      devise vocab build nouns.h5 --all-nouns  # every WordNet noun
+      devise train data/ --output models/mine
+      devise predict photo.jpg --model models/mine --top 5
+      devise eval test/ --model models/mine --hierarchical
+    """
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,40 @@
+"""Shared Click glue: domain errors -> ``Error: ...``, the rich console, option helpers.
+
+Nothing here imports TensorFlow, gensim or NLTK, so ``devise --help`` stays instant.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from wordnet.errors import DeviseError
+
+
+def console(stderr: bool = False):
+    """A rich console; wide enough for tables when output is not a terminal."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, width=None if sys.stdout.isatty() else 120, soft_wrap=False)
+
+
+def domain_errors(func):
+    """Turn library :class:`DeviseError` (and a few OS errors) into ``click.ClickException``."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except DeviseError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            raise click.ClickException("interrupted; partial results were kept") from None
+
+    return wrapper
+
+
+def echo_json(obj) -> None:
+    """Print one JSON document (or JSON line) to stdout."""
+    click.echo(json.dumps(obj, ensure_ascii=False))

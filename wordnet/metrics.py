@@ -1,0 +1,269 @@
+"""The paper's evaluation metrics, their chance levels and their uncertainty.
+
+Pure NumPy (no Keras, no NLTK) so that every figure ``devise eval`` prints can be
+checked by hand on a toy example:
+
+* flat hit@k (Frome et al. 2013, "flat hit@k"): the share of images whose true
+  label is among the top k predictions;
+* hierarchical precision@k (Frome et al. 2013, sec. 4.2): the share of the top k
+  predictions that fall into the ground-truth set grown from the true label through
+  the WordNet hierarchy until it holds at least k candidate labels (the set itself
+  comes from :mod:`wordnet.hierarchy`; here it is any ``ground_truth(wnid, k)``);
+* chance levels of both for a uniformly random ranking of the candidates;
+* bootstrap 95% intervals that resample *classes*, because zero-shot figures vary
+  far more between classes than between images of one class;
+* ConSE (Norouzi et al. 2014): a zero-training zero-shot baseline that embeds an
+  image as the probability-weighted mean of its top-T training labels' vectors;
+* calibrated stacking (Chao et al. 2016) for generalised zero-shot learning: a
+  constant gamma is subtracted from every seen label's score.
+
+Score arrays are (n_images, n_candidates); index arrays are (n_images, k) of
+candidate rows sorted best first; a true index of -1 means "not a candidate".
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+CONSE_T = 10
+
+
+# -- ranking ------------------------------------------------------------------
+def top_k_from_scores(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the ``k`` highest scores per image, best first, and those scores.
+
+    Ties are broken by the lower candidate row, so results are deterministic.
+    """
+    scores = np.atleast_2d(np.asarray(scores))
+    n_cand = scores.shape[1]
+    k = max(1, min(int(k), n_cand))
+    if k < n_cand:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        part.sort(axis=1)  # row order, so the stable sort below breaks ties by row
+    else:
+        part = np.broadcast_to(np.arange(n_cand), scores.shape).copy()
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
+
+
+# -- per-image correctness ------------------------------------------------------
+def hit_matrix(topk_idx: np.ndarray, true_idx: np.ndarray, ks: Sequence[int]) -> np.ndarray:
+    """(n_images, len(ks)) floats: 1 where the true row is within the first k predictions.
+
+    ``k`` larger than the number of predictions counts all of them.
+    """
+    topk_idx = np.atleast_2d(np.asarray(topk_idx))
+    true_idx = np.asarray(true_idx).reshape(-1, 1)
+    found = topk_idx == true_idx  # (n, K)
+    first = np.where(found.any(axis=1), found.argmax(axis=1), np.iinfo(np.int64).max)
+    return np.stack([(first < int(k)).astype(np.float64) for k in ks], axis=1)
+
+
+def hit_at_k(topk_idx: np.ndarray, true_idx: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
+    """Flat hit@k for each k: the share of images whose true row is in the top k."""
+    m = hit_matrix(topk_idx, true_idx, ks)
+    return {int(k): float(m[:, j].mean()) for j, k in enumerate(ks)}
+
+
+def hp_matrix(
+    topk_idx: np.ndarray,
+    true_wnids: Sequence[str],
+    ks: Sequence[int],
+    ground_truth: Callable[[str, int], Iterable[int]],
+) -> np.ndarray:
+    """(n_images, len(ks)) per-image hierarchical precision@k.
+
+    For image i and each k: |top-k(i) ∩ ground_truth(true_i, k)| / k', where
+    k' = min(k, number of predictions) so that a list shorter than k (fewer
+    candidates than k) is not penalised for slots that cannot exist.
+    """
+    topk_idx = np.atleast_2d(np.asarray(topk_idx))
+    n_pred = topk_idx.shape[1]
+    out = np.zeros((topk_idx.shape[0], len(ks)))
+    for i, wnid in enumerate(true_wnids):
+        row = topk_idx[i]
+        for j, k in enumerate(ks):
+            kk = min(int(k), n_pred)
+            gt = ground_truth(wnid, int(k))
+            out[i, j] = np.isin(row[:kk], np.fromiter(gt, dtype=np.int64)).sum() / kk
+    return out
+
+
+def hierarchical_precision_at_k(
+    topk_idx: np.ndarray,
+    true_wnids: Sequence[str],
+    ks: Sequence[int],
+    ground_truth: Callable[[str, int], Iterable[int]],
+) -> dict[int, float]:
+    """Hierarchical precision@k averaged over images (hp@1 equals hit@1 when the
+    ground truth for k=1 is the true label alone)."""
+    m = hp_matrix(topk_idx, true_wnids, ks, ground_truth)
+    return {int(k): float(m[:, j].mean()) for j, k in enumerate(ks)}
+
+
+# -- chance -------------------------------------------------------------------
+def chance_hit_matrix(true_idx: np.ndarray, n_candidates: int, ks: Sequence[int]) -> np.ndarray:
+    """Expected hit@k of a uniformly random ranking: min(k, n)/n if the truth is a
+    candidate, else 0 (per image, so it can be bootstrapped like the others)."""
+    inside = (np.asarray(true_idx) >= 0).astype(np.float64).reshape(-1, 1)
+    return inside * np.array([min(int(k), n_candidates) / n_candidates for k in ks])
+
+
+def chance_hp_matrix(
+    true_wnids: Sequence[str],
+    n_candidates: int,
+    ks: Sequence[int],
+    ground_truth: Callable[[str, int], Iterable[int]],
+) -> np.ndarray:
+    """Expected hp@k of a uniformly random ranking: each of the k slots holds a
+    uniformly drawn candidate, so the expected share is |ground truth| / n."""
+    out = np.zeros((len(true_wnids), len(ks)))
+    for i, wnid in enumerate(true_wnids):
+        for j, k in enumerate(ks):
+            out[i, j] = len(set(ground_truth(wnid, int(k)))) / n_candidates
+    return out
+
+
+# -- bootstrap over classes -----------------------------------------------------
+def bootstrap_class_means(
+    values: np.ndarray, classes: Sequence, reps: int = 1000, seed: int = 0
+) -> np.ndarray:
+    """(reps, m) bootstrap replicates of the per-image mean, resampling classes.
+
+    ``values`` is (n_images,) or (n_images, m); ``classes`` labels each image.
+    Each replicate draws as many classes as there are, with replacement, and
+    takes the mean over all images of the drawn classes (a class drawn twice
+    counts twice). Vectorised: the draws are a multinomial count per class.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    _, cls = np.unique(np.asarray(classes, dtype=object).astype(str), return_inverse=True)
+    n_cls = int(cls.max()) + 1 if len(cls) else 0
+    sums = np.zeros((n_cls, values.shape[1]))
+    np.add.at(sums, cls, values)
+    counts = np.bincount(cls, minlength=n_cls).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n_cls, np.full(n_cls, 1.0 / n_cls), size=int(reps)).astype(np.float64)
+    return (draws @ sums) / (draws @ counts)[:, None]
+
+
+def percentile_interval(replicates: np.ndarray, level: float = 0.95) -> np.ndarray:
+    """(m, 2) percentile interval [lo, hi] of bootstrap replicates (reps, m)."""
+    alpha = (1.0 - level) / 2.0
+    return np.quantile(np.asarray(replicates), [alpha, 1.0 - alpha], axis=0).T
+
+
+def bootstrap_ci(
+    values: np.ndarray, classes: Sequence, reps: int = 1000, seed: int = 0, level: float = 0.95
+) -> np.ndarray:
+    """(m, 2) class-resampling bootstrap interval of the mean of each column."""
+    return percentile_interval(bootstrap_class_means(values, classes, reps, seed), level)
+
+
+# -- ConSE --------------------------------------------------------------------
+def conse_embeddings(probs: np.ndarray, label_vectors: np.ndarray, T: int = CONSE_T) -> np.ndarray:
+    """ConSE image embeddings (Norouzi et al. 2014, eq. 1).
+
+    f(x) = (1/Z) sum_{t=1..T} p(y_t|x) s(y_t), the convex combination of the
+    (unit) vectors s of the T most probable training labels, weighted by their
+    probabilities renormalised over those T (Z = their sum). Rank candidates
+    by cosine with the result. ``probs`` is (n, n_train), ``label_vectors``
+    (n_train, d) in the same order.
+    """
+    probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    vecs = np.asarray(label_vectors, dtype=np.float64)
+    vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    top, p = top_k_from_scores(probs, T)
+    weights = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
+    return np.einsum("nt,ntd->nd", weights, vecs[top]).astype(np.float32)
+
+
+# -- calibrated stacking ----------------------------------------------------------
+def calibrate(scores: np.ndarray, seen_mask: np.ndarray, gamma: float) -> np.ndarray:
+    """Calibrated stacking (Chao et al. 2016): subtract ``gamma`` from seen labels' scores."""
+    return np.asarray(scores) - float(gamma) * np.asarray(seen_mask, dtype=np.float64)
+
+
+def stacking_gaps(
+    scores: np.ndarray, seen_mask: np.ndarray, true_idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What decides top-1 under any gamma, for each image.
+
+    Returns (gap, seen_correct, unseen_correct): gap = best seen score - best unseen
+    score (the prediction stays a seen label iff gamma <= gap), and whether the
+    best seen / best unseen label is the true one. Needs both kinds of candidates.
+    """
+    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    seen_mask = np.asarray(seen_mask, dtype=bool)
+    seen_rows, unseen_rows = np.flatnonzero(seen_mask), np.flatnonzero(~seen_mask)
+    if not len(seen_rows) or not len(unseen_rows):
+        raise ValueError("calibrated stacking needs both seen and unseen candidates")
+    s_arg = seen_rows[scores[:, seen_rows].argmax(axis=1)]
+    u_arg = unseen_rows[scores[:, unseen_rows].argmax(axis=1)]
+    rows = np.arange(scores.shape[0])
+    gap = scores[rows, s_arg] - scores[rows, u_arg]
+    true_idx = np.asarray(true_idx)
+    return gap, s_arg == true_idx, u_arg == true_idx
+
+
+def choose_gamma(
+    gap: np.ndarray,
+    seen_correct: np.ndarray,
+    unseen_correct: np.ndarray,
+    truth_seen: np.ndarray,
+    *,
+    max_seen_drop: float = 0.1,
+) -> tuple[float, dict]:
+    """Pick the calibration constant gamma >= 0 on validation images (exact, not a grid).
+
+    Top-1 changes only where gamma crosses an image's ``gap``, so the candidates are
+    0 and the midpoints between consecutive sorted positive gaps (plus one beyond
+    the largest). The criterion depends on what the validation images hold:
+
+    * images of both seen and unseen classes: maximise the harmonic mean of seen
+      and unseen top-1 accuracy (Xian et al. 2018's H);
+    * images of seen classes only (the usual case: unseen classes have no images
+      at training time): the *largest* gamma that keeps seen accuracy at least
+      (1 - ``max_seen_drop``) times its uncalibrated value — move as much score
+      toward unseen labels as the seen classes can afford;
+    * images of unseen classes only: the smallest gamma maximising unseen accuracy.
+
+    Ties go to the smaller gamma. Returns (gamma, info) with the accuracies reached.
+    """
+    gap = np.asarray(gap, dtype=np.float64)
+    truth_seen = np.asarray(truth_seen, dtype=bool)
+    s_ok = np.sort(gap[truth_seen & np.asarray(seen_correct, dtype=bool)])
+    u_ok = np.sort(gap[~truth_seen & np.asarray(unseen_correct, dtype=bool)])
+    n_s, n_u = int(truth_seen.sum()), int((~truth_seen).sum())
+    pos = np.unique(gap[gap > 0])
+    mids = (pos[:-1] + pos[1:]) / 2 if len(pos) > 1 else np.empty(0)
+    beyond = pos[-1:] + max(1e-6, 1e-3 * (pos[-1] if len(pos) else 1.0))
+    gammas = np.concatenate([[0.0], mids, beyond])
+    # seen image stays correct iff its best seen label is true and gap >= gamma
+    seen_acc = (len(s_ok) - np.searchsorted(s_ok, gammas, side="left")) / max(n_s, 1)
+    # unseen image becomes correct iff its best unseen label is true and gap < gamma
+    unseen_acc = np.searchsorted(u_ok, gammas, side="left") / max(n_u, 1)
+    if n_s and n_u:
+        criterion = "harmonic mean of seen and unseen accuracy"
+        h = np.where(seen_acc + unseen_acc > 0, 2 * seen_acc * unseen_acc / np.maximum(seen_acc + unseen_acc, 1e-12), 0)
+        best = int(np.argmax(h))
+    elif n_s:
+        criterion = f"largest gamma keeping seen accuracy >= {1 - max_seen_drop:.0%} of uncalibrated"
+        ok = np.flatnonzero(seen_acc >= (1.0 - max_seen_drop) * seen_acc[0] - 1e-12)
+        best = int(ok.max())
+    elif n_u:
+        criterion = "unseen accuracy"
+        best = int(np.argmax(unseen_acc))
+    else:
+        raise ValueError("no validation images to choose gamma on")
+    info = {
+        "criterion": criterion,
+        "n_seen": n_s,
+        "n_unseen": n_u,
+        "seen_acc": float(seen_acc[best]) if n_s else None,
+        "unseen_acc": float(unseen_acc[best]) if n_u else None,
+    }
+    return float(gammas[best]), info
