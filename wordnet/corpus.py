@@ -175,18 +175,49 @@ def wordnet_root():
     return nltk.data.find("corpora/wordnet", paths=[str(nltk_dir)])
 
 
+def _reader_class():
+    """NLTK's ``WordNetCorpusReader`` with two load-time costs removed (cold load ~2x faster).
+
+    * ``map_wn`` builds a WordNet-3.0-to-loaded-version sense map (two full passes over
+      ``index.sense``) that only the multilingual OMW functions use; devise never does.
+    * Files NLTK reads start to end once (the lemma indexes, exception lists, lexnames)
+      are opened as plain text files once NLTK's own path checks have passed, instead of
+      through its seekable stream reader, which is several times slower line by line.
+      Files read by offset (``data.*``, ``index.sense``, ``cntlist.rev``) keep NLTK's reader.
+    """
+    import io
+
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+    from nltk.data import FileSystemPathPointer
+
+    sequential = {"lexnames", "index.noun", "index.verb", "index.adj", "index.adv",
+                  "noun.exc", "verb.exc", "adj.exc", "adv.exc"}
+
+    class OfflineWordNetReader(WordNetCorpusReader):
+        def map_wn(self, version="wordnet"):
+            return None
+
+        def open(self, file):
+            stream = super().open(file)  # NLTK's sandbox checks
+            if file in sequential and isinstance(self._root, FileSystemPathPointer):
+                stream.close()
+                return io.open(self._root.join(file).path, encoding=self._encoding)
+            return stream
+
+    return OfflineWordNetReader
+
+
 @functools.lru_cache(maxsize=1)
 def load_wordnet():
-    """Return a cached NLTK ``WordNetCorpusReader`` that works offline.
+    """Return a cached NLTK WordNet reader that works offline.
 
     Raises :class:`~wordnet.errors.WordNetMissingError` (one line: how to install one)
     when neither NLTK's own WordNet nor Debian's files are present. Clear the cache with
     ``load_wordnet.cache_clear()`` after changing ``$DEVISE_HOME``/``$DEVISE_WORDNET_DIR``.
     """
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
-
     root = wordnet_root()
+    reader = _reader_class()
     with warnings.catch_warnings():
         # "The multilingual functions are not available": intended, OMW is never used.
         warnings.filterwarnings("ignore", message=".*multilingual.*")
-        return WordNetCorpusReader(root, None)
+        return reader(root, None)

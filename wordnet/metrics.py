@@ -33,7 +33,7 @@ CONSE_T = 10
 def top_k_from_scores(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the ``k`` highest scores per image, best first, and those scores.
 
-    Ties are broken by the lower candidate row, so results are deterministic.
+    Ties among the returned labels are broken by the lower candidate row.
     """
     scores = np.atleast_2d(np.asarray(scores))
     n_cand = scores.shape[1]

@@ -1,0 +1,219 @@
+"""``devise data``: build benchmark datasets from art packages installed on this machine."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from wordnet.emoji_sources import STYLES as ALL_STYLES  # light: no PIL or resvg at import
+
+from .common import console, domain_errors
+
+
+def _csv_list(ctx, param, value):
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items or None
+
+
+@click.group("data")
+def data_group():
+    """Build offline benchmark datasets (real art, no downloads).
+
+    \b
+    Example:
+      devise data emoji data/emoji            # every installed emoji set, 96 px
+      devise train data/emoji/train.csv ...   # seen concepts, all styles but one
+    """
+
+
+@data_group.command("emoji")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--size", default=96, show_default=True, envvar="DEVISE_EMOJI_SIZE",
+              help="Image side in pixels.")
+@click.option("--sources", callback=_csv_list, metavar="STYLE,...",
+              help=f"Styles to render (default: all installed of {', '.join(ALL_STYLES)}).")
+@click.option("--concepts", callback=_csv_list, metavar="NAME,...",
+              help="Only these concepts (concept names, synsets or WordNet ids), e.g. tiger,dog.")
+@click.option("--min-styles", default=4, show_default=True, type=click.IntRange(1),
+              help="Keep concepts drawn in at least this many styles.")
+@click.option("--split-seed", default=0, show_default=True, envvar="DEVISE_SPLIT_SEED",
+              help="Seed of the seen/unseen concept split.")
+@click.option("--splits", "n_splits", default=1, show_default=True, type=click.IntRange(1),
+              help="Number of splits (seeds split-seed, split-seed+1, ...) under splits/split-K/.")
+@click.option("--unseen-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Share of concepts (per lexicographer file) held out as unseen.")
+@click.option("--heldout-style", default="twemoji", show_default=True,
+              help="Style kept out of training to test seen concepts in a new style.")
+@click.option("--table", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Concept table CSV (default: the hand-checked table shipped with devise).")
+@click.option("--node-modules", type=click.Path(file_okay=False, path_type=Path),
+              envvar="DEVISE_NODE_MODULES", help="node_modules folder holding @iconify-json/* sets.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1),
+              help="Rendering threads.")
+@domain_errors
+def emoji(out, size, sources, concepts, min_styles, split_seed, n_splits, unseen_fraction,
+          heldout_style, table, node_modules, workers):
+    """Render the same concepts from up to nine emoji sets into a zero-shot benchmark.
+
+    Concepts map to WordNet noun synsets through a hand-checked table; concepts are split
+    into seen (train) and unseen (zero-shot test) per lexicographer file, and one style is
+    held out to test seen concepts in an unseen drawing style. Writes OUT/images/<wnid>/,
+    manifest.csv, ATTRIBUTION.md, splits/seen.txt, splits/unseen.txt, train.csv,
+    test_seen_style.csv and test_unseen.csv.
+
+    \b
+    Example:
+      devise data emoji data/emoji --size 64 --split-seed 1
+      devise data emoji /tmp/few --concepts tiger,dog,guitar,violin --min-styles 1
+    """
+    from wordnet.emoji_concepts import load_concepts
+    from wordnet.emoji_dataset import build_emoji_dataset
+    from wordnet.emoji_sources import open_sources
+
+    unknown = [s for s in (sources or []) if s not in ALL_STYLES]
+    if unknown:
+        raise click.BadParameter(f"unknown style(s) {', '.join(unknown)}; choose from "
+                                 f"{', '.join(ALL_STYLES)}", param_hint="--sources")
+    table_rows = _select_concepts(load_concepts(path=table), concepts)
+    wanted_styles = [s for s in ALL_STYLES if sources is None or s in sources]
+    opened, skipped = open_sources(wanted_styles, node_modules)
+    for message in skipped:
+        click.echo(f"skipped {message}")
+
+    from rich.progress import Progress
+
+    with Progress(console=console(stderr=True), transient=True,
+                  disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("rendering", total=len(table_rows))
+        result = build_emoji_dataset(
+            out, table_rows, opened, size=size, min_styles=min_styles, split_seed=split_seed,
+            n_splits=n_splits, unseen_fraction=unseen_fraction, heldout_style=heldout_style,
+            workers=workers,
+            on_concept=lambda done, total: progress.update(task, completed=done, total=total))
+    _report(result, len(opened))
+
+
+def _report(result, n_styles):
+    counts = result.per_style()
+    n_concepts = len(result.concepts)
+    styles_per = {}
+    for row in result.images:
+        styles_per[row["wnid"]] = styles_per.get(row["wnid"], 0) + 1
+    click.echo(f"rendered {len(result.images)} images of {n_concepts} concepts in "
+               f"{len(counts)} styles in {result.seconds:.1f} s")
+    licences = {row["style"]: row["licence"] for row in result.images}
+    for style, n in counts.items():
+        click.echo(f"  {style:<18} {n:>5}  {licences[style]}")
+    six = sum(1 for n in styles_per.values() if n >= 6)
+    every = sum(1 for n in styles_per.values() if n == n_styles)
+    click.echo(f"concepts: {n_concepts} kept ({six} with >= 6 styles, {every} in all {n_styles}); "
+               f"{len(result.dropped)} dropped with too few styles")
+    for concept, style, reason in result.failures[:5]:
+        click.echo(f"  failed {concept} ({style}): {reason}")
+    seed, seen, unseen = result.splits[0]
+    click.echo(f"split (seed {seed}): {len(seen)} seen, {len(unseen)} unseen concepts; "
+               f"held-out style {result.heldout_style}")
+    click.echo(f"wrote {result.out}")
+
+
+@data_group.command("icons")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--size", default=64, show_default=True, envvar="DEVISE_ICON_SIZE", help="Image side in pixels.")
+@click.option("--sets", callback=_csv_list, metavar="PREFIX,...",
+              help="Only these Iconify sets (default: every installed set with an open licence).")
+@click.option("--concepts", callback=_csv_list, metavar="NAME,...",
+              help="Only these concepts (concept names, synsets or WordNet ids).")
+@click.option("--min-sets", default=4, show_default=True, type=click.IntRange(1),
+              help="Keep concepts drawn in at least this many sets.")
+@click.option("--split-seed", default=0, show_default=True, envvar="DEVISE_SPLIT_SEED",
+              help="Seed of the seen/unseen concept split.")
+@click.option("--splits", "n_splits", default=1, show_default=True, type=click.IntRange(1),
+              help="Number of splits under splits/split-K/.")
+@click.option("--unseen-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Share of concepts (per lexicographer file) held out as unseen.")
+@click.option("--heldout-style", default="twemoji", show_default=True,
+              help="Set kept out of training to test seen concepts in a new style.")
+@click.option("--table", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Concept table CSV (default: the hand-checked table shipped with devise).")
+@click.option("--node-modules", type=click.Path(file_okay=False, path_type=Path),
+              envvar="DEVISE_NODE_MODULES", help="node_modules folder holding @iconify/json.")
+@domain_errors
+def icons(out, size, sets, concepts, min_sets, split_seed, n_splits, unseen_fraction, heldout_style,
+          table, node_modules):
+    """Render the emoji concepts from every open icon set in @iconify/json (a larger, harder pool).
+
+    Sets under NC, ND or GPL licences, logos, flags and programming symbols are left out.
+    Icons match concepts by the table's names and the synsets' WordNet lemmas, minus a
+    reviewed deny-list of names that icon sets use for other things. Same layout as
+    `devise data emoji`; each set is one style.
+
+    \b
+    Example:
+      npm install @iconify/json
+      devise data icons data/icons --size 64
+    """
+    from wordnet.corpus import load_wordnet
+    from wordnet.icon_pool import HOW_TO_GET, build_icon_dataset, iconify_collections, usable_collections
+
+    wn = load_wordnet()
+    table_rows = _select_concepts(_load_table(wn, table), concepts)
+    installed = iconify_collections(node_modules)
+    if not installed:
+        click.echo(f"skipped icons: no Iconify set found; {HOW_TO_GET}")
+    kept, left_out = usable_collections(installed, sets)
+    unknown = [s for s in (sets or []) if s not in installed]
+    if unknown:
+        click.echo(f"skipped {', '.join(unknown)}: not installed; {HOW_TO_GET}")
+    by_licence = [line for line in left_out if ": licence " in line]
+    if left_out:
+        click.echo(f"left out {len(left_out)} sets: {len(left_out) - len(by_licence)} logos, flags or "
+                   f"programming sets; {len(by_licence)} for their licence"
+                   + (f" ({'; '.join(by_licence)})" if by_licence else ""))
+
+    from rich.progress import Progress
+
+    with Progress(console=console(stderr=True), transient=True,
+                  disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("rendering", total=len(kept))
+        result = build_icon_dataset(
+            out, wn, table_rows, kept, size=size, min_sets=min_sets, split_seed=split_seed,
+            n_splits=n_splits, unseen_fraction=unseen_fraction, heldout_style=heldout_style,
+            on_set=lambda done, total, prefix: progress.update(task, completed=done,
+                                                               description=prefix))
+    counts = result.per_style()
+    per_concept = {}
+    for row in result.images:
+        per_concept[row["wnid"]] = per_concept.get(row["wnid"], 0) + 1
+    click.echo(f"rendered {len(result.images)} images of {len(result.concepts)} concepts from "
+               f"{len(counts)} of {len(kept)} sets in {result.seconds:.1f} s")
+    for threshold in (10, 20):
+        click.echo(f"  concepts in >= {threshold} sets: "
+                   f"{sum(1 for n in per_concept.values() if n >= threshold)}")
+    click.echo(f"{len(result.dropped)} concepts dropped with fewer than {min_sets} sets")
+    seed, seen, unseen = result.splits[0]
+    click.echo(f"split (seed {seed}): {len(seen)} seen, {len(unseen)} unseen concepts; "
+               f"held-out style {result.heldout_style}")
+    click.echo(f"wrote {result.out}")
+
+
+def _load_table(wn, table):
+    from wordnet.emoji_concepts import load_concepts
+
+    return load_concepts(wn, table)
+
+
+def _select_concepts(rows, wanted):
+    from wordnet.errors import DatasetError
+
+    if not wanted:
+        return rows
+    keys = {w.lower() for w in wanted}
+    chosen = [c for c in rows if {c.concept.lower(), c.synset.lower(), c.wnid} & keys]
+    found = {k for c in chosen for k in (c.concept.lower(), c.synset.lower(), c.wnid)}
+    missing = [w for w in wanted if w.lower() not in found]
+    if missing:
+        raise DatasetError(f"not in the concept table: {', '.join(missing)}")
+    return chosen

@@ -1,0 +1,135 @@
+"""Rendering ``devise eval`` results: rich tables, the JSON file and the hit@k / hp@k plot.
+
+Figures are shown in percent with the class-bootstrap 95% interval beside them;
+the JSON keeps fractions (``"hit@1": 0.42, "hit@1_ci": [0.35, 0.49]``).
+matplotlib is optional (``pip install devise[plot]``) and imported only for ``--plot``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from wordnet.home import atomic_path, atomic_write
+
+METHOD_ORDER = ("devise", "devise+cal", "conse", "conse+cal", "softmax", "chance")
+MAX_LISTED_FAILURES = 20
+
+
+def _settings(report: dict) -> list[dict]:
+    return [report] + list(report.get("settings", {}).values())
+
+
+def _cell(entry: dict, col: str) -> str:
+    text = f"{100 * entry[col]:.1f}"
+    ci = entry.get(f"{col}_ci")
+    return text + (f" ({100 * ci[0]:.1f}–{100 * ci[1]:.1f})" if ci else "")
+
+
+KIND_TEXT = {"seen": "trained labels only", "zsl": "unseen labels only", "gzsl": "seen + unseen labels",
+             "other": "labels"}
+
+
+def _title(s: dict) -> str:
+    cands = s["candidates"]
+    cands = "/".join(map(str, cands)) if isinstance(cands, list) else str(cands)
+    what = {"given": f"as given ({KIND_TEXT.get(s.get('candidate_kind'), 'labels')})",
+            "zsl": "zero-shot: unseen classes vs unseen labels",
+            "gzsl": "generalised zero-shot: vs seen + unseen labels"}.get(s["setting"], s["setting"])
+    splits = f", mean of {s['n_splits']} splits" if s.get("n_splits") else ""
+    return f"{what} — {s['n_images']} images, {s['n_classes']} classes, {cands} candidates{splits}"
+
+
+def print_report(report: dict, con) -> None:
+    """Per setting: a title line, then one table per metric (rows: methods; columns: k), in %."""
+    from rich.table import Table
+
+    for s in _settings(report):
+        con.print(f"[bold]{_title(s)}[/bold]", highlight=False)
+        methods = sorted(s["methods"], key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else 99)
+        cols = [c for c in next(iter(s["methods"].values())) if "@" in c and not c.endswith("_ci")]
+        for kind in ("hit@", "hp@"):
+            kcols = [c for c in cols if c.startswith(kind)]
+            if not kcols:
+                continue
+            table = Table(show_edge=False, pad_edge=False)
+            table.add_column("method", no_wrap=True)
+            for c in kcols:
+                table.add_column(c, justify="right", no_wrap=True)
+            for m in methods:
+                table.add_row(m, *(_cell(s["methods"][m], c) for c in kcols))
+            con.print(table)
+        cal = s.get("calibration")
+        if isinstance(cal, dict):
+            for m, info in cal.items():
+                con.print(f"  {m}+cal: gamma = {info['gamma']:.4f} ({info['criterion']})", highlight=False)
+        if s.get("not_candidates"):
+            con.print(f"  {s['not_candidates']} images have a true label outside the candidates "
+                      f"(they count as misses)", highlight=False)
+            if s is report and report.get("classes_not_candidates"):
+                shown = report["classes_not_candidates"]
+                con.print(f"  those classes: {', '.join(shown[:10])}{' …' if len(shown) > 10 else ''}",
+                          highlight=False)
+        con.print()
+    if any("_ci" in c for c in next(iter(report["methods"].values()))):
+        con.print("Figures in %; (lo–hi): bootstrap 95% interval resampling classes.", highlight=False, markup=False)
+    for note in report.get("notes", []):
+        con.print(f"note: {note}", highlight=False, markup=False)
+    if report.get("n_failed"):
+        con.print(f"{report['n_failed']} images could not be read and are not counted:", highlight=False)
+        for f in report["failed"][:MAX_LISTED_FAILURES]:
+            con.print(f"  {f['path']}: {f['error']}", highlight=False, markup=False)
+        if report["n_failed"] > MAX_LISTED_FAILURES:
+            con.print(f"  ... and {report['n_failed'] - MAX_LISTED_FAILURES} more (all in --json)", highlight=False)
+
+
+def write_json(report: dict, path: Path) -> None:
+    with atomic_write(path, encoding="utf-8") as fh:
+        json.dump(report, fh, indent=2, ensure_ascii=False)
+        fh.write("\n")
+
+
+def check_matplotlib() -> None:
+    """Fail before the (slow) evaluation when --plot cannot be honoured."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise click.ClickException("--plot needs matplotlib: pip install 'devise[plot]' (or matplotlib)") from None
+
+
+def plot(report: dict, path: Path) -> None:
+    """hit@k and hp@k against k, one line per method, one row of panels per setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    settings = _settings(report)
+    ks = report["k"]
+    kinds = ["hit"] + (["hp"] if any(c.startswith("hp@") for c in report["methods"]["devise"]) else [])
+    fig, axes = plt.subplots(len(settings), len(kinds), figsize=(5 * len(kinds), 3.6 * len(settings)),
+                             squeeze=False)
+    for r, s in enumerate(settings):
+        for c, kind in enumerate(kinds):
+            ax = axes[r][c]
+            for m, entry in s["methods"].items():
+                colour = f"C{METHOD_ORDER.index(m) if m in METHOD_ORDER else 9}"
+                y = [100 * entry[f"{kind}@{k}"] for k in ks]
+                ax.plot(ks, y, marker="o", label=m, color=colour, linestyle=":" if m == "chance" else "-")
+                if f"{kind}@{ks[0]}_ci" in entry and m == "devise":  # one band keeps the plot readable
+                    lo = [100 * entry[f"{kind}@{k}_ci"][0] for k in ks]
+                    hi = [100 * entry[f"{kind}@{k}_ci"][1] for k in ks]
+                    ax.fill_between(ks, lo, hi, color=colour, alpha=0.12, label="devise 95% CI")
+            ax.set_xscale("log")
+            ax.minorticks_off()
+            ax.set_xticks(ks, [str(k) for k in ks])
+            ax.set_xlabel("k")
+            ax.set_ylabel(f"{'flat hit' if kind == 'hit' else 'hierarchical precision'}@k (%)")
+            ax.set_title(s["setting"], fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,198 @@
+"""Keras callbacks for long runs: history rows, best-by-val-hit@1 weights, rich progress.
+
+``history.csv`` gets one row per completed epoch, keyed by (phase, epoch): a resumed
+run that repeats an epoch replaces its row, so each epoch appears exactly once.
+:class:`BestWeights` keeps the full model's weights with the best validation hit@1
+across phases (the value survives ``--resume`` through the run state file).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import keras
+
+from wordnet.home import atomic_write
+
+HISTORY_COLUMNS = [
+    "phase", "epoch", "loss", "val_loss", "accuracy", "val_accuracy",
+    "hit_at_1", "hit_at_5", "val_hit_at_1", "val_hit_at_5", "softmax_loss", "val_softmax_loss", "seconds",
+]
+_RENAMES = {"embedding_loss": "loss", "probs_loss": "softmax_loss", "embedding_hit_at_1": "hit_at_1",
+            "embedding_hit_at_5": "hit_at_5"}
+
+
+def normalise_logs(logs: dict) -> dict:
+    """Keras log keys of the two-output head model -> the single-output names."""
+    out = {}
+    for key, value in (logs or {}).items():
+        prefix = "val_" if key.startswith("val_") else ""
+        base = key[len(prefix):]
+        if base == "loss" and any(k.endswith("embedding_loss") for k in logs):
+            continue  # total loss of the two-output model; keep the DeViSE part
+        out[prefix + _RENAMES.get(base, base)] = float(value)
+    return out
+
+
+def read_history(path: Path) -> list[dict]:
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k, "")) for k in HISTORY_COLUMNS})
+    with atomic_write(path, encoding="utf-8", newline="") as fh:
+        fh.write(buf.getvalue())
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+class HistoryRows(keras.callbacks.Callback):
+    """Append (or replace) this phase's epoch rows in ``history.csv`` after every epoch."""
+
+    def __init__(self, path: Path, phase: str):
+        super().__init__()
+        self.path = Path(path)
+        self.phase = phase
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"phase": self.phase, "epoch": epoch + 1, **normalise_logs(logs),
+               "seconds": round(time.perf_counter() - self._start, 3)}
+        rows = [r for r in read_history(self.path)
+                if not (r["phase"] == self.phase and int(r["epoch"]) == epoch + 1)]
+        rows.append(row)
+        order = {"pretrain": 0, "head": 1, "finetune": 2}
+        rows.sort(key=lambda r: (order.get(r["phase"], 9), int(r["epoch"])))
+        write_history(self.path, rows)
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Save ``full_model``'s weights whenever ``monitor`` beats the best so far (state in JSON)."""
+
+    def __init__(self, full_model, weights_path: Path, state_path: Path, phase: str, monitor: str):
+        super().__init__()
+        self.full_model = full_model
+        self.weights_path = Path(weights_path)
+        self.state_path = Path(state_path)
+        self.phase = phase
+        self.monitor = monitor
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = normalise_logs(logs).get(self.monitor)
+        if value is None:
+            return
+        state = load_state(self.state_path)
+        best = state.get("best")
+        if best is not None and value <= best["value"]:
+            return
+        save_weights_atomic(self.full_model, self.weights_path)
+        state["best"] = {"value": value, "metric": self.monitor, "phase": self.phase, "epoch": epoch + 1}
+        save_state(self.state_path, state)
+
+
+class InterruptAfter(keras.callbacks.Callback):
+    """Raise ``KeyboardInterrupt`` after epoch ``epoch`` (1-based) of ``phase`` (for resume tests/demos)."""
+
+    def __init__(self, phase: str, epoch: int):
+        super().__init__()
+        self.phase, self.epoch = phase, epoch
+        self.current_phase = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.current_phase == self.phase and epoch + 1 == self.epoch:
+            raise KeyboardInterrupt(f"interrupted after {self.phase} epoch {self.epoch}")
+
+
+def save_weights_atomic(model, path: Path) -> None:
+    """``model.save_weights`` to a temporary ``*.weights.h5`` beside ``path``, then rename (Keras checks the suffix)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{os.getpid()}.{uuid.uuid4().hex[:8]}.{path.name}")
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_state(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"done": []}
+
+
+def save_state(path: Path, state: dict) -> None:
+    with atomic_write(path, encoding="utf-8") as fh:
+        json.dump(state, fh, indent=2)
+
+
+class RichEpochs(keras.callbacks.Callback):
+    """A rich progress bar over one phase's steps, and one summary line per epoch."""
+
+    def __init__(self, console, phase: str, epochs: int, steps: int | None):
+        super().__init__()
+        self.console, self.phase, self.epochs, self.steps = console, phase, epochs, steps
+        self._progress = None
+        self._task = None
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._start = time.perf_counter()
+        self._progress = Progress(
+            TextColumn(f"[bold]{self.phase}[/] epoch {epoch + 1}/{self.epochs}"), BarColumn(),
+            MofNCompleteColumn(), TextColumn("{task.fields[loss]}"), TimeElapsedColumn(),
+            console=self.console, transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("steps", total=self.steps, loss="")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._progress is not None:
+            loss = normalise_logs(logs).get("loss")
+            self._progress.update(self._task, completed=batch + 1,
+                                  loss=f"loss {loss:.4f}" if loss is not None else "")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        self.console.print(format_epoch(self.phase, epoch + 1, self.epochs, normalise_logs(logs),
+                                        time.perf_counter() - self._start))
+
+    def on_train_end(self, logs=None):
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def format_epoch(phase: str, epoch: int, epochs: int, logs: dict, seconds: float) -> str:
+    parts = [f"{phase} epoch {epoch}/{epochs}"]
+    for key, label, pct in (("loss", "loss", False), ("accuracy", "acc", True), ("val_loss", "val loss", False),
+                            ("val_accuracy", "val acc", True), ("val_hit_at_1", "val hit@1", True),
+                            ("val_hit_at_5", "val hit@5", True)):
+        if key in logs:
+            parts.append(f"{label} {logs[key] * 100:.1f}%" if pct else f"{label} {logs[key]:.4f}")
+    parts.append(f"({seconds:.1f} s)")
+    return "  ".join(parts)

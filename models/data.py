@@ -1,0 +1,221 @@
+"""Images and datasets on disk: decoding, finding image files, reading a labelled dataset.
+
+Every image devise sees goes through :func:`load_image`, so training, prediction and
+evaluation agree on orientation (EXIF), colour handling (any PIL mode becomes RGB,
+transparency is flattened onto white, as the icons and emoji we train on are drawn on
+a transparent page) and geometry (centre square crop, then resize). A file that will
+not decode raises :class:`ImageError` naming the file; callers skip and count it.
+
+Nothing here imports TensorFlow; the tf.data pipelines live in :mod:`models.pipeline`.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import random
+import warnings
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from wordnet.errors import DatasetError, ImageError
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif"}
+)
+
+
+def load_image(path: str | Path, size: int) -> np.ndarray:
+    """Decode ``path`` into a ``(size, size, 3)`` uint8 RGB array.
+
+    EXIF orientation is applied, the first frame of an animation is used, 16-bit and
+    float images are rescaled to 8 bits, CMYK/palette/grey become RGB, alpha is
+    composited onto white, and images larger than ``PIL.Image.MAX_IMAGE_PIXELS`` are
+    refused (decompression bombs). The centre square is resized to ``size``.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.seek(0)
+                if img.format == "JPEG":
+                    img.draft("RGB", (size, size))  # fast DCT downscale of big JPEGs
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                rgb = _to_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{path}: refused, image too large ({exc})") from None
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image PIL can read") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError(f"{path}: cannot decode ({exc})") from None
+    return _square_resize(rgb, size)
+
+
+def _to_rgb(img) -> "Image.Image":
+    from PIL import Image
+
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        if mode.startswith("I;16") and lo >= 0 and hi <= 65535:
+            scaled = arr / 257.0
+        elif hi > lo:
+            scaled = (arr - lo) * (255.0 / (hi - lo))
+        else:
+            scaled = np.zeros_like(arr)
+        img = Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")
+        mode = "L"
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("LA", "La", "PA", "RGBa"):
+        img = img.convert("RGBA")
+    elif mode == "L" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        page = Image.new("RGB", img.size, (255, 255, 255))
+        page.paste(img, mask=img.getchannel("A"))
+        return page
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def _square_resize(img, size: int) -> np.ndarray:
+    from PIL import Image
+
+    w, h = img.size
+    if w != h:
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.shape != (size, size, 3):  # pragma: no cover - defensive
+        raise ImageError(f"unexpected decoded shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def expand_image_paths(args: Iterable[str | Path]) -> list[Path]:
+    """Files, folders (recursive, sorted) and glob patterns -> image paths, in order, no duplicates.
+
+    A named file is kept whatever its extension (the user asked for it); folders and
+    globs contribute files with an image extension. An argument matching nothing raises
+    :class:`DatasetError` naming it.
+    """
+    out: list[Path] = []
+    seen: set[Path] = set()
+
+    def add(p: Path) -> None:
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+
+    for arg in args:
+        p = Path(arg).expanduser()
+        if p.is_file():
+            add(p)
+        elif p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and is_image_file(f):
+                    add(f)
+        elif glob.has_magic(str(arg)):
+            matches = [Path(m) for m in sorted(glob.glob(str(p), recursive=True))]
+            files = [m for m in matches if m.is_file() and is_image_file(m)]
+            if not files:
+                raise DatasetError(f"{arg}: the pattern matches no image files")
+            for f in files:
+                add(f)
+        else:
+            raise DatasetError(f"{arg}: no such file or folder")
+    return out
+
+
+def scan_dataset(path: str | Path) -> list[tuple[Path, str]]:
+    """Labelled images: a folder with one sub-folder per class, or a CSV ``img_name,class[,text]``.
+
+    Class names are returned as written (folder name or CSV cell); mapping them to
+    WordNet is the caller's job. CSV paths are relative to the CSV's folder. Raises
+    :class:`DatasetError` for a missing path, a CSV without the two columns, or a
+    dataset with no images.
+    """
+    path = Path(path).expanduser()
+    if path.is_file() and path.suffix.lower() in (".csv", ".tsv"):
+        items = _scan_csv(path)
+    elif path.is_dir():
+        items = []
+        for sub in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for f in sorted(sub.rglob("*")):
+                if f.is_file() and is_image_file(f):
+                    items.append((f, sub.name))
+    elif path.exists():
+        raise DatasetError(f"{path}: a dataset is a folder of class folders or a CSV file (img_name,class)")
+    else:
+        raise DatasetError(f"{path}: no such dataset folder or CSV file")
+    if not items:
+        raise DatasetError(
+            f"{path}: no images found (expected one sub-folder of images per class, or a CSV img_name,class)"
+        )
+    return items
+
+
+def _scan_csv(path: Path) -> list[tuple[Path, str]]:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh, delimiter=delimiter)
+            fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+            if "img_name" not in fields or "class" not in fields:
+                raise DatasetError(
+                    f"{path}: a dataset CSV needs the columns img_name,class (found: {', '.join(fields) or 'none'})"
+                )
+            reader.fieldnames = fields
+            items = []
+            for lineno, row in enumerate(reader, start=2):
+                name, cls = (row.get("img_name") or "").strip(), (row.get("class") or "").strip()
+                if not name or not cls:
+                    raise DatasetError(f"{path}, line {lineno}: empty img_name or class")
+                items.append(((path.parent / name), cls))
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not a UTF-8 CSV file") from None
+    except csv.Error as exc:
+        raise DatasetError(f"{path}: malformed CSV ({exc})") from None
+    return items
+
+
+def stratified_split(
+    items: Sequence[tuple[Path, int]], fraction: float, seed: int = 0
+) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]]]:
+    """Split labelled items into (train, val), ``fraction`` of each class to val.
+
+    Seeded and stratified: every class keeps at least one training image; a class
+    with one image contributes none to validation.
+    """
+    if not 0 <= fraction < 1:
+        raise DatasetError(f"--val-split must be in [0, 1), got {fraction}")
+    by_class: dict[int, list[tuple[Path, int]]] = defaultdict(list)
+    for item in items:
+        by_class[item[1]].append(item)
+    rng = random.Random(seed)
+    train, val = [], []
+    for cls in sorted(by_class):
+        group = list(by_class[cls])
+        rng.shuffle(group)
+        n_val = min(int(round(len(group) * fraction)), len(group) - 1)
+        val.extend(group[:n_val])
+        train.extend(group[n_val:])
+    key = {str(p): i for i, (p, _) in enumerate(items)}
+    train.sort(key=lambda it: key[str(it[0])])
+    val.sort(key=lambda it: key[str(it[0])])
+    return train, val

@@ -1,0 +1,272 @@
+"""``devise train``'s engine: the DeViSE training phases, resumable, writing a bundle.
+
+Order of work (each step recorded in ``checkpoints/state.json`` when done, followed by
+the full model's weights in ``checkpoints/after-<step>.weights.h5``):
+
+1. ``pretrain`` (``pretrain_epochs`` > 0): softmax over the training classes, whole
+   network, augmented images, Adam — the paper's step 1 when no pretrained weights exist.
+2. ``batchnorm``: recompute the backbone's BatchNorm moving statistics on clean
+   training images (see :mod:`models.batchnorm`; the issue-5 trap).
+3. ``head``: backbone frozen; pooled features cached in HDF5; DeViSE head (hinge rank
+   loss) and softmax head trained on them with SGD + momentum.
+4. ``finetune``: everything trainable (BatchNorm in inference mode unless
+   ``train_batchnorm``), hinge rank loss, augmented images, Adagrad, lower rate.
+5. finish: restore the best weights by validation hit@1, recompute BatchNorm
+   statistics if fine-tuned, write ``model.keras`` atomically, mark config complete.
+
+Each Keras ``fit`` gets ``BackupAndRestore`` (its own folder per phase), so
+``resume=True`` continues inside the interrupted phase at the next epoch.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from wordnet.errors import DatasetError
+from wordnet.vocab import Vocabulary
+
+from . import bundle as B
+from .callbacks import load_state, save_state, save_weights_atomic
+from .config import TrainConfig
+from .pipeline import FailureLog
+from .progress import Reporter
+
+STEPS = ("pretrain", "batchnorm", "head", "finetune")
+
+
+@dataclass
+class TrainResult:
+    path: Path
+    train_images: int
+    val_images: int
+    classes: int
+    failures: list = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+    best: dict | None = None
+    model: object = None  # the trained DeviseModel, as saved in model.keras
+
+
+@dataclass
+class RunContext:
+    """What every phase needs: model, data, folders, reporter."""
+
+    cfg: TrainConfig
+    vocab: Vocabulary
+    out: Path
+    model: object
+    train: list
+    val: list
+    log: FailureLog
+    reporter: Reporter
+    extra_callbacks: list
+    strategy: object
+
+    @property
+    def ckpt(self) -> Path:
+        return self.out / B.CHECKPOINT_DIR
+
+    @property
+    def state_path(self) -> Path:
+        return self.ckpt / "state.json"
+
+    def steps(self, n: int) -> int:
+        return max(1, math.ceil(n / self.cfg.batch_size))
+
+
+def train_devise(
+    items: Sequence[tuple[Path, int]],
+    vocab: Vocabulary,
+    output: str | Path,
+    cfg: TrainConfig | None = None,
+    *,
+    val_items: Sequence[tuple[Path, int]] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    provenance: dict | None = None,
+    reporter: Reporter | None = None,
+    callbacks: list | None = None,
+) -> TrainResult:
+    """Train a DeViSE model on ``items`` ((path, label row in ``vocab``)) and write a bundle at ``output``.
+
+    With ``resume``, the hyperparameters and vocabulary stored in the bundle are used
+    and finished steps are skipped. ``callbacks`` are extra Keras callbacks added to
+    every ``fit`` (their ``current_phase`` attribute, if any, is set to the phase name).
+    """
+    import keras
+
+    reporter = reporter or Reporter()
+    out = Path(output).expanduser()
+    cfg = (cfg or TrainConfig()).validate()
+    out = B.prepare_output(out, resume=resume, overwrite=overwrite)
+    if resume:
+        stored = B.read_config(out)
+        cfg = TrainConfig.from_dict(stored["hyperparameters"]).validate()
+        vocab = Vocabulary.load(out / B.VOCAB_FILE)
+        provenance = stored.get("provenance", provenance)
+        reporter.message(f"resuming {out} with its stored settings")
+    _check_items(items, vocab)
+    if val_items is None:
+        from .data import stratified_split
+
+        train, val = stratified_split(list(items), cfg.val_split, cfg.seed)
+    else:
+        train, val = list(items), list(val_items)
+        _check_items(val, vocab, what="validation")
+    if not resume:
+        vocab.save(out / B.VOCAB_FILE)
+        _write_config(out, cfg, vocab, provenance, train, val, complete=False)
+
+    keras.utils.set_random_seed(cfg.seed)
+    log = FailureLog(on_new=reporter.failure)
+    seconds: dict[str, float] = {}
+    with _precision(cfg.mixed_precision):
+        strategy = _strategy(cfg.strategy)
+        with strategy.scope():
+            model = _build_or_restore(cfg, vocab, out)
+        ctx = RunContext(cfg, vocab, out, model, train, val, log, reporter, list(callbacks or []), strategy)
+        from .phases import PHASES, finish
+
+        state = load_state(ctx.state_path)
+        for step in STEPS:
+            if step in state.get("done", []) or not _wanted(cfg, step):
+                continue
+            t0 = time.perf_counter()
+            for cb in ctx.extra_callbacks:
+                if hasattr(cb, "current_phase"):
+                    cb.current_phase = step
+            PHASES[step](ctx)
+            seconds[step] = time.perf_counter() - t0
+            _mark_done(ctx, step)
+        t0 = time.perf_counter()
+        best = finish(ctx)
+        seconds["finish"] = time.perf_counter() - t0
+    _write_config(out, cfg, vocab, provenance, train, val, complete=True, log=log, best=best, seconds=seconds,
+                  softmax_trained=bool(cfg.pretrain_epochs or cfg.head_epochs))
+    return TrainResult(out, len(train) - _count_failed(train, log), len(val) - _count_failed(val, log),
+                       len(vocab), log.items(), seconds, best, model)
+
+
+def _check_items(items, vocab: Vocabulary, what: str = "training") -> None:
+    if not items:
+        raise DatasetError(f"the {what} set has no images")
+    labels = {int(lbl) for _, lbl in items}
+    if what == "training" and len(labels) < 2:
+        raise DatasetError(f"the {what} set has {len(labels)} class; DeViSE needs at least 2 classes")
+    bad = [lbl for lbl in labels if not 0 <= lbl < len(vocab)]
+    if bad:
+        raise DatasetError(f"{what} labels {bad[:5]} are outside the vocabulary of {len(vocab)} labels")
+
+
+def _wanted(cfg: TrainConfig, step: str) -> bool:
+    return {"pretrain": cfg.pretrain_epochs > 0, "batchnorm": cfg.bn_images > 0,
+            "head": cfg.head_epochs > 0, "finetune": cfg.finetune_epochs > 0}[step]
+
+
+def _count_failed(items, log: FailureLog) -> int:
+    return sum(1 for p, _ in items if str(p) in log)
+
+
+def _build_or_restore(cfg: TrainConfig, vocab: Vocabulary, out: Path):
+    from .head import DeviseModel
+
+    state = load_state(out / B.CHECKPOINT_DIR / "state.json")
+    weights_file = state.get("weights")
+    common = dict(backbone=cfg.backbone, embedding_dim=vocab.dim, num_classes=len(vocab),
+                  image_size=cfg.image_size, hidden_units=cfg.hidden_units, dropout=cfg.dropout,
+                  backbone_options=cfg.backbone_options())
+    if weights_file and (out / B.CHECKPOINT_DIR / weights_file).is_file():
+        model = DeviseModel(weights=None, **common)
+        model.load_weights(out / B.CHECKPOINT_DIR / weights_file)
+        return model
+    return DeviseModel(weights=cfg.weights, **common)
+
+
+def _mark_done(ctx: RunContext, step: str) -> None:
+    """Save the full model after ``step``, then record it (older step weights are removed)."""
+    name = f"after-{step}.weights.h5"
+    save_weights_atomic(ctx.model, ctx.ckpt / name)
+    state = load_state(ctx.state_path)
+    old = state.get("weights")
+    state["done"] = sorted(set(state.get("done", [])) | {step}, key=STEPS.index)
+    state["weights"] = name
+    save_state(ctx.state_path, state)
+    if old and old != name:
+        (ctx.ckpt / old).unlink(missing_ok=True)
+
+
+def _write_config(out, cfg, vocab, provenance, train, val, *, complete, log=None, best=None, seconds=None,
+                  softmax_trained=False) -> None:
+    import keras
+    import tensorflow as tf
+
+    from devise_cli import __version__
+
+    config = {
+        "complete": complete,
+        "softmax_trained": softmax_trained,
+        "backbone": cfg.backbone,
+        "image_size": cfg.image_size,
+        "embedding_dim": vocab.dim,
+        "classes": len(vocab),
+        "hyperparameters": cfg.to_dict(),
+        "provenance": provenance or {},
+        "vocabulary": {k: v for k, v in vocab.attrs.items() if isinstance(v, (str, int, float, bool))},
+        "data": {"train_images": len(train), "val_images": len(val),
+                 "failed_images": len(log) if log is not None else 0,
+                 "failures": [{"path": p, "reason": r} for p, r in (log.items() if log else [])][:1000]},
+        "best": best,
+        "seconds": {k: round(v, 2) for k, v in (seconds or {}).items()},
+        "versions": {"devise": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+                     "numpy": np.__version__},
+    }
+    B.write_config(out, config)
+
+
+@contextlib.contextmanager
+def _precision(mixed: bool):
+    import keras
+
+    if not mixed:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _strategy(name: str):
+    """A ``tf.distribute`` strategy: auto = mirrored over all GPUs when there are several."""
+    import keras
+
+    from wordnet.errors import DeviseError
+
+    if keras.backend.backend() != "tensorflow":
+        if name not in ("auto", "one"):
+            raise DeviseError(f"--strategy {name} needs the TensorFlow backend (KERAS_BACKEND=tensorflow)")
+        return _NoStrategy()
+    import tensorflow as tf
+
+    if name == "auto":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+class _NoStrategy:
+    """Stand-in for JAX/torch backends, which have no ``tf.distribute``."""
+
+    def scope(self):
+        return contextlib.nullcontext()

@@ -1,0 +1,256 @@
+"""Word vectors: loading any common format, and the vector of a WordNet synset.
+
+DeViSE regresses images onto skip-gram vectors of their labels, so every label needs
+one vector. Users bring vectors in many formats (GoogleNews ``.bin``, GloVe ``.txt``,
+fastText ``.bin``/``.vec``, gensim ``.kv``); :func:`load_vectors` looks at the file's
+first bytes rather than trusting its suffix, and hands the file to the matching gensim
+loader. :func:`synset_vector` turns a synset into one unit vector: the mean of the
+unit vectors of its lemma names, where a multi-word lemma uses its phrase token
+(``snow_leopard``) when the vectors have it and the mean of its words otherwise.
+"""
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import VectorsError
+from .home import data_home
+
+DEFAULT_VECTORS_NAME = "skipgram-300.kv"
+FASTTEXT_MAGIC = np.int32(793712314).tobytes()  # first 4 bytes of a fastText .bin
+_SNIFF_BYTES = 1 << 16
+_TRIED = "gensim .kv, fastText .bin, word2vec binary, word2vec/GloVe text"
+
+
+def default_vectors_path() -> Path:
+    """Where ``devise vectors train`` puts the default vectors: ``<data home>/vectors/skipgram-300.kv``."""
+    return data_home() / "vectors" / DEFAULT_VECTORS_NAME
+
+
+def resolve_vectors(path: str | os.PathLike | None) -> Path:
+    """The vectors file to use: ``path`` if given, else the trained default vectors."""
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise VectorsError(f"vectors file {p} does not exist; pass --vectors FILE or run `devise vectors train`")
+        return p
+    p = default_vectors_path()
+    if not p.is_file():
+        raise VectorsError("no word vectors: run `devise vectors train` or pass --vectors FILE")
+    return p
+
+
+# -- format detection ----------------------------------------------------------
+def detect_format(path: str | os.PathLike) -> str:
+    """Name the format of a vectors file from its content.
+
+    Returns one of ``"kv"`` (gensim pickle), ``"fasttext"``, ``"word2vec-binary"``,
+    ``"word2vec-text"`` (header line ``count dim``) or ``"glove-text"`` (no header);
+    raises :class:`VectorsError` naming the file and the formats tried.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VectorsError(f"vectors file {path} does not exist")
+    with open(path, "rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    if head[:1] == b"\x80":  # pickle protocol >= 2: gensim SaveLoad (.kv, .model)
+        return "kv"
+    if head[:4] == FASTTEXT_MAGIC:
+        return "fasttext"
+    if head[:2] == b"\x1f\x8b":  # gzip: gensim decompresses by suffix
+        if path.suffix != ".gz":
+            raise VectorsError(f"{path} is gzip-compressed; rename it to end in .gz so it can be read")
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(_SNIFF_BYTES)
+        except (OSError, EOFError):
+            raise VectorsError(f"{path} is a damaged gzip file (tried {_TRIED})") from None
+    kind = _sniff_word2vec(head)
+    if kind is None:
+        raise VectorsError(f"{path} is not a word-vector file (tried {_TRIED})")
+    return kind
+
+
+def _sniff_word2vec(head: bytes) -> str | None:
+    """word2vec binary/text with header, or GloVe-style text without one; None if neither."""
+    first, sep, rest = head.partition(b"\n")
+    if not sep and len(head) >= _SNIFF_BYTES:
+        return None
+    fields = first.split()
+    if len(fields) == 2 and all(f.isdigit() for f in fields):
+        dim = int(fields[1])
+        if dim <= 0:
+            return None
+        line = rest.partition(b"\n")[0]
+        if _is_text_vector_line(line, dim):
+            return "word2vec-text"
+        # binary: "word " then dim little-endian float32s
+        word, space, _ = rest.partition(b" ")
+        if space and 0 < len(word) < 1000 and len(rest) >= len(word) + 1 + min(4 * dim, 64):
+            return "word2vec-binary"
+        return None
+    if len(fields) >= 3 and _is_text_vector_line(first, len(fields) - 1):
+        return "glove-text"
+    return None
+
+
+def _is_text_vector_line(line: bytes, dim: int) -> bool:
+    fields = line.split()
+    if len(fields) != dim + 1:
+        return False
+    try:
+        fields[0].decode("utf-8")
+        [float(f) for f in fields[1:]]
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def load_vectors(path: str | os.PathLike):
+    """Load word vectors in any supported format as gensim ``KeyedVectors``.
+
+    The format comes from the file's content (see :func:`detect_format`); a full gensim
+    Word2Vec/FastText model saved with ``.save()`` gives its ``.wv``.
+    """
+    from gensim.models import KeyedVectors
+
+    path = Path(path).expanduser()
+    kind = detect_format(path)
+    try:
+        if kind == "kv":
+            obj = KeyedVectors.load(str(path))
+            kv = getattr(obj, "wv", obj)
+        elif kind == "fasttext":
+            from gensim.models.fasttext import load_facebook_vectors
+
+            kv = load_facebook_vectors(str(path))
+        else:
+            kv = KeyedVectors.load_word2vec_format(
+                str(path),
+                binary=kind == "word2vec-binary",
+                no_header=kind == "glove-text",
+                unicode_errors="replace",
+            )
+    except VectorsError:
+        raise
+    except Exception as exc:  # gensim/pickle raise many types for damaged files
+        raise VectorsError(
+            f"{path} looks like {kind} vectors but could not be read ({exc.__class__.__name__}: {exc}); "
+            f"tried {_TRIED}"
+        ) from None
+    if not isinstance(kv, KeyedVectors) or len(kv) == 0:
+        raise VectorsError(f"{path} holds no word vectors (tried {_TRIED})")
+    return kv
+
+
+# -- checksums -----------------------------------------------------------------
+_CHECKSUMS: dict[tuple, str] = {}
+
+
+def file_checksum(path: str | os.PathLike) -> str:
+    """``sha256:<hex>`` of a file (and of gensim's ``<file>.*.npy`` side files), streamed.
+
+    Cached per process by (path, size, mtime), so asking twice is free.
+    """
+    path = Path(path).resolve()
+    parts = [path] + sorted(path.parent.glob(glob.escape(path.name) + ".*.npy"))
+    key = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in parts)
+    if key in _CHECKSUMS:
+        return _CHECKSUMS[key]
+    h = hashlib.sha256()
+    for p in parts:
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    digest = "sha256:" + h.hexdigest()
+    _CHECKSUMS[key] = digest
+    return digest
+
+
+# -- synset vectors --------------------------------------------------------------
+def _unit(v: np.ndarray) -> np.ndarray | None:
+    n = float(np.linalg.norm(v))
+    return None if n < 1e-12 or not np.isfinite(n) else (v / n).astype(np.float32)
+
+
+def _case_variants(token: str) -> list[str]:
+    out = []
+    for t in (token, token.lower(), token.capitalize(), token.title(), token.upper()):
+        if t not in out:
+            out.append(t)
+    return out
+
+
+def token_vector(kv, token: str) -> np.ndarray | None:
+    """Unit vector of ``token`` (trying case variants), or None if the vectors lack it."""
+    index = kv.key_to_index
+    for t in _case_variants(token):
+        if t in index:
+            return _unit(np.asarray(kv.get_vector(t), dtype=np.float32))
+    return None
+
+
+def phrase_vector(kv, phrase: str) -> np.ndarray | None:
+    """Unit vector of a word or phrase (``snow leopard``, ``snow_leopard``).
+
+    The phrase token when the vectors have it, else the unit mean of its words' unit
+    vectors (every word must have one); None if there is no vector.
+    """
+    token = "_".join(phrase.split())
+    if not token:
+        return None
+    v = token_vector(kv, token)
+    if v is not None:
+        return v
+    words = [w for w in token.replace("-", "_").split("_") if w]
+    if len(words) < 2:
+        return None
+    vecs = [token_vector(kv, w) for w in words]
+    if not vecs or any(x is None for x in vecs):
+        return None
+    return _unit(np.mean(vecs, axis=0))
+
+
+def synset_vector(kv, synset) -> np.ndarray | None:
+    """Unit mean of the unit vectors of ``synset``'s lemma names; None if none has a vector."""
+    vecs = [v for v in (phrase_vector(kv, name) for name in synset.lemma_names()) if v is not None]
+    if not vecs:
+        return None
+    return _unit(np.mean(vecs, axis=0))
+
+
+def label_vectors(kv, synsets: Sequence) -> tuple[np.ndarray, list]:
+    """Vectors of ``synsets`` that have one, and the synsets that do not.
+
+    Returns ``(matrix, missing)``: ``matrix`` is (n_found, dim) float32 with one unit row
+    per synset that has a vector, in input order; ``missing`` lists the others.
+    """
+    rows, missing = [], []
+    for s in synsets:
+        v = synset_vector(kv, s)
+        if v is None:
+            missing.append(s)
+        else:
+            rows.append(v)
+    matrix = np.stack(rows).astype(np.float32) if rows else np.zeros((0, kv.vector_size), np.float32)
+    return matrix, missing
+
+
+def nearest_words(kv, word: str, topn: int = 10) -> list[tuple[str, float]]:
+    """The ``topn`` nearest vocabulary words of ``word`` (case variants tried); [] if unknown."""
+    for t in _case_variants("_".join(word.split())):
+        if t in kv.key_to_index:
+            return [(w, float(s)) for w, s in kv.most_similar(t, topn=topn)]
+    return []
+
+
+def coverage(kv, synsets: Iterable) -> tuple[int, int]:
+    """(number of synsets, number with a vector)."""
+    synsets = list(synsets)
+    return len(synsets), sum(synset_vector(kv, s) is not None for s in synsets)

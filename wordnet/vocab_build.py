@@ -1,0 +1,164 @@
+"""Building label vocabularies from WordNet synsets and word vectors.
+
+A vocabulary is what a DeViSE model is scored against; building one only needs word
+vectors, never the image model, which is how new label sets are added without
+retraining. The synsets come from one of four sources: a label list file, a WordNet
+subtree, every noun, or the labels within N hops of a seen set (the papers' zero-shot
+splits). Each synset's vector is :func:`wordnet.vectors.synset_vector`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import VectorsError, VocabularyError
+from .vocab import Vocabulary
+
+MAX_LISTED = 20  # labels named in a "no vector" error before "... and N more"
+
+
+def _unique(synsets: Iterable) -> list:
+    seen, out = set(), []
+    for s in synsets:
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out
+
+
+def describe_synsets(synsets: Sequence, limit: int = MAX_LISTED) -> str:
+    """``n02084071 (dog.n.01), …`` for the first ``limit`` synsets, then ``and N more``."""
+    from .labels import wnid_of
+
+    shown = ", ".join(f"{wnid_of(s)} ({s.name()})" for s in synsets[:limit])
+    return shown + (f" and {len(synsets) - limit} more" if len(synsets) > limit else "")
+
+
+def build_vocabulary(
+    synsets: Sequence, kv, *, vector_source: str | os.PathLike, skip_missing: bool = False,
+    source: str = "",
+) -> tuple[Vocabulary, list]:
+    """A :class:`Vocabulary` of ``synsets`` (duplicates dropped) with vectors from ``kv``.
+
+    Returns ``(vocabulary, missing)``. Synsets without a vector raise
+    :class:`VectorsError` listing them, unless ``skip_missing`` (then they are left out
+    and returned as ``missing``). ``vector_source`` (the vectors file) and its checksum
+    are recorded in the vocabulary's attributes, so queries later embed with the same
+    vectors.
+    """
+    from .labels import display_label, short_definition, wnid_of
+    from .vectors import file_checksum, label_vectors
+
+    synsets = _unique(synsets)
+    if not synsets:
+        raise VocabularyError("the synset list is empty; give at least one label")
+    matrix, missing = label_vectors(kv, synsets)
+    where = Path(vector_source).name
+    if missing and not skip_missing:
+        raise VectorsError(
+            f"{len(missing)} of {len(synsets)} labels have no vector in {where}: {describe_synsets(missing)}; "
+            f"pass --skip-missing to leave them out, or use other vectors"
+        )
+    missing_set = set(missing)
+    kept = [s for s in synsets if s not in missing_set]
+    if not kept:
+        raise VectorsError(f"none of the {len(synsets)} labels has a vector in {where}; use other vectors")
+    path = Path(vector_source)
+    attrs = {
+        "vector_source": str(path.resolve()) if path.exists() else str(path),
+        "vector_checksum": file_checksum(path) if path.is_file() else "",
+        "source": source,
+        "requested": len(synsets),
+        "skipped": len(missing),
+    }
+    vocab = Vocabulary(
+        wnids=[wnid_of(s) for s in kept],
+        synsets=[s.name() for s in kept],
+        labels=[display_label(s) for s in kept],
+        definitions=[short_definition(s) for s in kept],
+        vectors=np.asarray(matrix, dtype=np.float32),
+        attrs=attrs,
+    )
+    return vocab, missing
+
+
+# -- where the synsets come from ----------------------------------------------------
+def synsets_from_file(wn, path: str | os.PathLike, overrides: dict | None = None) -> list:
+    """Synsets of a label list (wnids, synset names or words, one a line)."""
+    from .labels import read_label_list, resolve_labels
+
+    return resolve_labels(wn, read_label_list(path), overrides)
+
+
+def subtree_synsets(wn, label: str, overrides: dict | None = None) -> list:
+    """``label``'s synset and all its hyponyms (instance hyponyms included), root first."""
+    from .labels import resolve_label
+
+    root = resolve_label(wn, label, overrides)
+    below = root.closure(lambda s: s.hyponyms() + s.instance_hyponyms())
+    return _unique([root, *below])
+
+
+def all_noun_synsets(wn) -> list:
+    """Every WordNet noun synset (82,115 in WordNet 3.0), in WordNet's order."""
+    return list(wn.all_synsets("n"))
+
+
+def hop_synsets(wn, hops: int, seen: str | os.PathLike, universe: str | os.PathLike | None = None,
+                overrides: dict | None = None) -> list:
+    """Synsets within ``hops`` tree hops of the ``seen`` labels (seen excluded).
+
+    ``universe`` (a label list) limits the candidates, e.g. to ImageNet-21K; without it
+    every noun synset is a candidate.
+    """
+    from .hierarchy import hop_set
+    from .labels import synset_of_wnid, wnid_of
+
+    if hops < 1:
+        raise VocabularyError(f"--hops must be at least 1, got {hops}")
+    seen_wnids = [wnid_of(s) for s in synsets_from_file(wn, seen, overrides)]
+    if universe is None:
+        universe_wnids = [wnid_of(s) for s in all_noun_synsets(wn)]
+    else:
+        universe_wnids = [wnid_of(s) for s in synsets_from_file(wn, universe, overrides)]
+    wnids = hop_set(wn, seen_wnids, universe_wnids, hops)
+    if not wnids:
+        raise VocabularyError(f"no labels within {hops} hops of the labels in {seen} "
+                              f"(the label itself is hop 1); try a larger --hops")
+    return [synset_of_wnid(wn, w) for w in wnids]
+
+
+# -- queries -----------------------------------------------------------------------
+def query_vector(kv, query: str, vocab: Vocabulary | None = None, wn=None) -> np.ndarray:
+    """Embed a nearest-label query: a wnid or synset name, else a word or phrase.
+
+    A synset already in ``vocab`` uses its stored vector (no WordNet needed); another
+    synset gets :func:`~wordnet.vectors.synset_vector`; words get their (phrase) vector.
+    ``wn`` is a WordNet reader or a callable returning one (loaded only when needed).
+    """
+    from .labels import SYNSET_NAME_RE, WNID_RE
+    from .vectors import phrase_vector, synset_vector
+
+    q = query.strip()
+    if not q:
+        raise VocabularyError("the query is empty; give a word, a phrase or a synset like dog.n.01")
+    if WNID_RE.match(q) or SYNSET_NAME_RE.match(q):
+        if vocab is not None:
+            column = vocab.wnids if WNID_RE.match(q) else vocab.synsets
+            if q in column:
+                return vocab.vectors[column.index(q)]
+        from .labels import resolve_label
+
+        reader = wn() if callable(wn) else wn
+        synset = resolve_label(reader, q)
+        v = synset_vector(kv, synset)
+        if v is None:
+            raise VectorsError(f"{synset.name()} has no vector in these word vectors; query a word instead")
+        return v
+    v = phrase_vector(kv, q)
+    if v is None:
+        raise VectorsError(f"{q!r} has no vector in these word vectors; try another word or a synset like dog.n.01")
+    return v
