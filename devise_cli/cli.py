@@ -7,6 +7,8 @@ so ``devise --help`` and ``devise --version`` answer at once.
 from __future__ import annotations
 
 import importlib
+import os
+import warnings
 
 import click
 
@@ -65,6 +67,21 @@ def main():
       devise predict photo.jpg --model models/mine --top 5
       devise eval test/ --model models/mine --hierarchical
     """
+    quiet_frameworks()
+
+
+def quiet_frameworks() -> None:
+    """Keep TensorFlow's C++ info logs and Keras's data-adapter warnings off the terminal.
+
+    Set before any sub-command imports TensorFlow; ``TF_CPP_MIN_LOG_LEVEL`` set by the
+    user wins. The Keras warnings silenced here are about tf.data inputs of unknown
+    length (bad images are filtered out of the stream), which is expected.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+    for message in (r"Your input ran out of data", r"`shuffle=True` was passed",
+                    r"The structure of `inputs` doesn't match"):
+        warnings.filterwarnings("ignore", message=message, category=UserWarning)
 
 
 if __name__ == "__main__":  # pragma: no cover

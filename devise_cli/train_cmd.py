@@ -155,9 +155,9 @@ def train(ctx, data, vocab_path, vectors, overrides, output, val_data, epochs, e
     out = console()
     skipped = f", {len(result.failures)} unreadable image(s) skipped" if result.failures else ""
     out.print(f"trained {result.path}: {result.train_images} training / {result.val_images} validation images, "
-              f"{result.classes} classes{skipped}", highlight=False)
+              f"{result.classes} classes{skipped}", highlight=False, soft_wrap=True)
     if result.best:
         out.print(f"best val hit@1 {result.best['value'] * 100:.1f}% ({result.best['phase']} epoch "
-                  f"{result.best['epoch']})", highlight=False)
+                  f"{result.best['epoch']})", highlight=False, soft_wrap=True)
     times = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
-    out.print(f"time: {times}", highlight=False)
+    out.print(f"time: {times}", highlight=False, soft_wrap=True)

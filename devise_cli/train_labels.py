@@ -42,7 +42,7 @@ def dataset_labels(data: Path, val_data: Path | None, *, vocab_path=None, vector
     wnid_of_name = {n: wnid_of(s) for n, s in synset_of.items()}
     merged = _merged(names, wnid_of_name)
     if merged and out is not None:
-        out.print(f"classes naming the same synset are merged: {merged}", highlight=False, markup=False)
+        out.print(f"classes naming the same synset are merged: {merged}", highlight=False, markup=False, soft_wrap=True)
     wnids = sorted({wnid_of_name[n] for n in names})
     if len(wnids) < 2:
         raise DatasetError(f"{data}: all classes map to one synset ({wnids[0]}); DeViSE needs at least 2")

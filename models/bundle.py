@@ -150,7 +150,8 @@ def load_model_file(model_path: Path):
         model = keras.saving.load_model(model_path, compile=False)
     except Exception as exc:
         first = (str(exc).splitlines() or [""])[0][:160]
-        raise BundleError(f"{model_path} is corrupt or not a devise model ({exc.__class__.__name__}: {first})") from None
+        raise BundleError(
+            f"{model_path} is corrupt or not a devise model ({exc.__class__.__name__}: {first})") from None
     if not isinstance(model, head.DeviseModel):
         raise BundleError(f"{model_path} is a Keras model but not a devise DeviseModel")
     return model

@@ -179,7 +179,7 @@ class RichEpochs(keras.callbacks.Callback):
             self._progress.stop()
             self._progress = None
         self.console.print(format_epoch(self.phase, epoch + 1, self.epochs, normalise_logs(logs),
-                                        time.perf_counter() - self._start))
+                                        time.perf_counter() - self._start), highlight=False, soft_wrap=True)
 
     def on_train_end(self, logs=None):
         if self._progress is not None:

@@ -57,7 +57,8 @@ class TrainConfig:
             (self.margin > 0, f"--margin must be positive, got {self.margin}"),
             (self.loss in ("sum", "sampled"), f"--loss must be sum or sampled, got {self.loss!r}"),
             (min(self.pretrain_epochs, self.head_epochs, self.finetune_epochs) >= 0, "epoch counts must be >= 0"),
-            (self.pretrain_epochs + self.head_epochs + self.finetune_epochs > 0, "all epoch counts are 0: nothing to train"),
+            (self.pretrain_epochs + self.head_epochs + self.finetune_epochs > 0,
+             "all epoch counts are 0: nothing to train"),
             (self.strategy in ("auto", "mirrored", "multi-worker", "one"),
              f"--strategy must be auto, mirrored, multi-worker or one, got {self.strategy!r}"),
             (self.hidden_units >= 1, "--hidden-units must be positive"),
@@ -109,5 +110,6 @@ def read_config_file(path) -> dict:
             section = parser["train"] if parser.has_section("train") else parser.defaults()
             data = dict(section)
     except Exception as exc:
-        raise DeviseError(f"{path}: cannot parse config file ({exc.__class__.__name__}: {exc})".splitlines()[0]) from None
+        message = f"{path}: cannot parse config file ({exc.__class__.__name__}: {exc})"
+        raise DeviseError(message.splitlines()[0]) from None
     return {str(k).replace("-", "_"): v for k, v in data.items()}

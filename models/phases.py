@@ -149,8 +149,29 @@ def finetune(ctx) -> None:
          epochs=cfg.finetune_epochs, steps=ctx.steps(len(ctx.train)), monitor="val_hit_at_1")
 
 
+def refit_softmax(ctx) -> None:
+    """Refit the softmax head on the fine-tuned backbone's features (phase 2 trains only the DeViSE head).
+
+    Without this the softmax and ConSE baselines would score features the softmax
+    layer was never trained on. Costs one feature pass plus ``head_epochs`` cheap epochs.
+    """
+    import keras
+
+    cfg, model = ctx.cfg, ctx.model
+    ctx.reporter.message("refitting the softmax head on the fine-tuned backbone's features")
+    model.backbone.trainable = False
+    x, y = _features(ctx, ctx.train, "train-final", inference_function(model.feature_extractor))
+    feats = keras.Input((model.feature_dim,), name="features")
+    dropped = keras.layers.Dropout(cfg.dropout)(feats)
+    softmax = keras.Model(feats, model.get_layer("probs")(dropped), name="softmax_head")
+    softmax.compile(optimizer=keras.optimizers.SGD(cfg.head_lr, momentum=cfg.momentum),
+                    loss=keras.losses.SparseCategoricalCrossentropy(), run_eagerly=cfg.run_eagerly)
+    softmax.fit(x, y, batch_size=cfg.batch_size, epochs=max(1, cfg.head_epochs), shuffle=True, verbose=0)
+
+
 def finish(ctx) -> dict | None:
-    """Restore the best weights, fix BatchNorm statistics if they were trained, write model.keras."""
+    """Restore the best weights, fix BatchNorm statistics if they were trained, refit the softmax
+    head if the backbone was fine-tuned, write model.keras."""
     state = load_state(ctx.state_path)
     best = state.get("best")
     best_path = ctx.ckpt / BEST_WEIGHTS
@@ -160,6 +181,8 @@ def finish(ctx) -> dict | None:
             f"best weights: {best['phase']} epoch {best['epoch']} (val hit@1 {best['value'] * 100:.1f}%)")
     if ctx.cfg.finetune_epochs and ctx.cfg.train_batchnorm and ctx.cfg.bn_images:
         batchnorm(ctx)
+    if ctx.cfg.finetune_epochs and (best is None or best["phase"] == "finetune"):
+        refit_softmax(ctx)
     ctx.model.trainable = True
     with atomic_path(ctx.out / B.MODEL_FILE) as tmp:
         ctx.model.save(tmp)

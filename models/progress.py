@@ -35,10 +35,10 @@ class RichReporter(Reporter):
         self.console = console
 
     def message(self, text: str) -> None:
-        self.console.print(text, highlight=False, markup=False)
+        self.console.print(text, highlight=False, markup=False, soft_wrap=True)
 
     def failure(self, path: str, reason: str) -> None:
-        self.console.print(f"skipped {path}: {reason}", style="yellow", highlight=False, markup=False)
+        self.console.print(f"skipped {path}: {reason}", style="yellow", highlight=False, markup=False, soft_wrap=True)
 
     def epoch_callback(self, phase: str, epochs: int, steps: int | None):
         from .callbacks import RichEpochs

@@ -103,6 +103,8 @@ def train_devise(
     reporter = reporter or Reporter()
     out = Path(output).expanduser()
     cfg = (cfg or TrainConfig()).validate()
+    if not resume:
+        _check_items(items, vocab)  # before the output folder is touched
     out = B.prepare_output(out, resume=resume, overwrite=overwrite)
     if resume:
         stored = B.read_config(out)
@@ -127,29 +129,35 @@ def train_devise(
     seconds: dict[str, float] = {}
     with _precision(cfg.mixed_precision):
         strategy = _strategy(cfg.strategy)
-        with strategy.scope():
+        with strategy.scope():  # models, optimizers (built lazily in fit) and metrics all live in it
             model = _build_or_restore(cfg, vocab, out)
-        ctx = RunContext(cfg, vocab, out, model, train, val, log, reporter, list(callbacks or []), strategy)
-        from .phases import PHASES, finish
-
-        state = load_state(ctx.state_path)
-        for step in STEPS:
-            if step in state.get("done", []) or not _wanted(cfg, step):
-                continue
-            t0 = time.perf_counter()
-            for cb in ctx.extra_callbacks:
-                if hasattr(cb, "current_phase"):
-                    cb.current_phase = step
-            PHASES[step](ctx)
-            seconds[step] = time.perf_counter() - t0
-            _mark_done(ctx, step)
-        t0 = time.perf_counter()
-        best = finish(ctx)
-        seconds["finish"] = time.perf_counter() - t0
+            ctx = RunContext(cfg, vocab, out, model, train, val, log, reporter, list(callbacks or []), strategy)
+            best = _run_steps(ctx, seconds)
     _write_config(out, cfg, vocab, provenance, train, val, complete=True, log=log, best=best, seconds=seconds,
                   softmax_trained=bool(cfg.pretrain_epochs or cfg.head_epochs))
     return TrainResult(out, len(train) - _count_failed(train, log), len(val) - _count_failed(val, log),
                        len(vocab), log.items(), seconds, best, model)
+
+
+def _run_steps(ctx: RunContext, seconds: dict) -> dict | None:
+    """Run the steps not yet done (per the state file), then finish the bundle's model."""
+    from .phases import PHASES, finish
+
+    state = load_state(ctx.state_path)
+    for step in STEPS:
+        if step in state.get("done", []) or not _wanted(ctx.cfg, step):
+            continue
+        t0 = time.perf_counter()
+        for cb in ctx.extra_callbacks:
+            if hasattr(cb, "current_phase"):
+                cb.current_phase = step
+        PHASES[step](ctx)
+        seconds[step] = time.perf_counter() - t0
+        _mark_done(ctx, step)
+    t0 = time.perf_counter()
+    best = finish(ctx)
+    seconds["finish"] = time.perf_counter() - t0
+    return best
 
 
 def _check_items(items, vocab: Vocabulary, what: str = "training") -> None:

@@ -119,7 +119,8 @@ def test_scan_errors(tmp_path):
         scan_dataset(tmp_path / "empty")
     bad = tmp_path / "bad.csv"
     bad.write_text("file,label\na.png,dog\n")
-    with pytest.raises(DatasetError, match=r"bad\.csv: a dataset CSV needs the columns img_name,class \(found: file, label\)"):
+    with pytest.raises(DatasetError,
+                       match=r"bad\.csv: a dataset CSV needs the columns img_name,class \(found: file, label\)"):
         scan_dataset(bad)
 
 

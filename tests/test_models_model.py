@@ -146,3 +146,10 @@ def test_batchnorm_recomputation_moves_statistics_to_the_data():
     # with recomputed statistics the deep features are no longer vanishingly small
     feats = np.asarray(m.feature_extractor(images[:8].astype(np.float32), training=False))
     assert np.abs(feats).mean() > 1e-3
+
+
+def test_cli_backbone_choices_match_the_registry():
+    from devise_cli.train_cmd import BACKBONE_NAMES
+    from models.backbones import backbone_names
+
+    assert sorted(BACKBONE_NAMES) == backbone_names()

@@ -194,3 +194,27 @@ def test_corrupt_model_file_names_it(trained, tmp_path):
     (copy / "vocab.h5").unlink()
     with pytest.raises(BundleError, match=r"vocab\.h5 is missing; the bundle is damaged, retrain it"):
         load_bundle(copy)
+
+
+@pytest.mark.slow
+def test_mixed_precision_mirrored_strategy_and_sampled_loss(tmp_path):
+    items = make_dataset(tmp_path / "data")
+    cfg = tiny_config(mixed_precision=True, strategy="mirrored", loss="sampled", finetune_epochs=1, val_split=0,
+                      run_eagerly=False)
+    result = train_devise(items, make_vocab(), tmp_path / "run", cfg)
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    bundle = load_bundle(result.path)
+    out = bundle.run([p for p, _ in items])
+    assert out.embeddings.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out.embeddings, axis=1), 1.0, atol=1e-3)
+    rows = read_history(tmp_path / "run" / "history.csv")
+    assert [(r["phase"], r["epoch"]) for r in rows] == [("head", "1"), ("finetune", "1")]
+    # no validation, so the fine-tuned weights are final and the softmax head was refit on their features
+    assert len(list((result.path / "checkpoints" / "features").glob("train-final-*.h5"))) == 1
+
+
+def test_bad_input_leaves_no_output_folder(tmp_path):
+    items = make_dataset(tmp_path / "data", per_class=1, bad=False)
+    with pytest.raises(DatasetError):
+        train_devise(items[:1], make_vocab(), tmp_path / "never", tiny_config())
+    assert not (tmp_path / "never").exists()

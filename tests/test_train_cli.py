@@ -121,7 +121,6 @@ def test_tiny_run_end_to_end_with_a_config_file(tmp_path, tiny_kv_file):
                     "-b", 8, "-e", 1, "--finetune-epochs", 0, "--seed", 1)
     assert code == 0, out
     lines = out.splitlines()
-    print(lines)
     assert f"trained {out_dir}: 12 training / 4 validation images, 4 classes, 1 unreadable image(s) skipped" in lines
     assert f"skipped {data / 'dog' / 'broken.png'}: not an image PIL can read" in lines
     assert any(line.startswith("head epoch 1/1  loss ") and "val hit@1" in line for line in lines)
