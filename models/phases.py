@@ -22,6 +22,8 @@ from .features import cache_key, cached_features, inference_function, weights_di
 from .losses import HingeRankLoss, HitAtK
 from .pipeline import decode_all, image_dataset
 
+PRETRAIN_BN_MOMENTUM = 0.99
+
 BEST_WEIGHTS = "best.weights.h5"
 
 
@@ -81,8 +83,19 @@ def pretrain(ctx) -> None:
                       loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"],
                       run_eagerly=cfg.run_eagerly)
     val = _images(ctx, ctx.val, train=False) if ctx.val else None
-    _fit(ctx, model, "pretrain", _images(ctx, ctx.train, train=True), validation_data=val,
-         epochs=cfg.pretrain_epochs, steps=ctx.steps(len(ctx.train)))
+    # keras.applications BatchNorm momentum is 0.999: after a short phase 0 the moving
+    # statistics are still mostly their initial values, so validation (inference mode)
+    # sits at chance while training accuracy climbs. 0.99 forgets the start in a few
+    # hundred steps; the original momentum is restored for later phases and the bundle.
+    momenta = [(layer, layer.momentum) for layer in batchnorm_layers(ctx.model.backbone)]
+    for layer, momentum in momenta:
+        layer.momentum = min(momentum, PRETRAIN_BN_MOMENTUM)
+    try:
+        _fit(ctx, model, "pretrain", _images(ctx, ctx.train, train=True), validation_data=val,
+             epochs=cfg.pretrain_epochs, steps=ctx.steps(len(ctx.train)))
+    finally:
+        for layer, momentum in momenta:
+            layer.momentum = momentum
 
 
 def batchnorm(ctx) -> None:
