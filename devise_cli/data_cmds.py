@@ -29,6 +29,26 @@ def data_group():
     """
 
 
+def split_options(command):
+    """The seen/unseen split and concept-table options shared by every dataset builder."""
+    options = [
+        click.option("--split-seed", default=0, show_default=True, envvar="DEVISE_SPLIT_SEED",
+                     help="Seed of the seen/unseen concept split."),
+        click.option("--splits", "n_splits", default=1, show_default=True, type=click.IntRange(1),
+                     help="Number of splits (seeds split-seed, split-seed+1, ...) under splits/split-K/."),
+        click.option("--unseen-fraction", default=0.2, show_default=True,
+                     type=click.FloatRange(0, 1, max_open=True),
+                     help="Share of concepts (per lexicographer file) held out as unseen."),
+        click.option("--heldout-style", default="twemoji", show_default=True,
+                     help="Style (set) kept out of training to test seen concepts in a new style."),
+        click.option("--table", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                     help="Concept table CSV (default: the hand-checked table shipped with devise)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @data_group.command("emoji")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--size", default=96, show_default=True, envvar="DEVISE_EMOJI_SIZE",
@@ -39,16 +59,7 @@ def data_group():
               help="Only these concepts (concept names, synsets or WordNet ids), e.g. tiger,dog.")
 @click.option("--min-styles", default=4, show_default=True, type=click.IntRange(1),
               help="Keep concepts drawn in at least this many styles.")
-@click.option("--split-seed", default=0, show_default=True, envvar="DEVISE_SPLIT_SEED",
-              help="Seed of the seen/unseen concept split.")
-@click.option("--splits", "n_splits", default=1, show_default=True, type=click.IntRange(1),
-              help="Number of splits (seeds split-seed, split-seed+1, ...) under splits/split-K/.")
-@click.option("--unseen-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, max_open=True),
-              help="Share of concepts (per lexicographer file) held out as unseen.")
-@click.option("--heldout-style", default="twemoji", show_default=True,
-              help="Style kept out of training to test seen concepts in a new style.")
-@click.option("--table", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Concept table CSV (default: the hand-checked table shipped with devise).")
+@split_options
 @click.option("--node-modules", type=click.Path(file_okay=False, path_type=Path),
               envvar="DEVISE_NODE_MODULES", help="node_modules folder holding @iconify-json/* sets.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1),
@@ -128,16 +139,7 @@ def _report(result, n_styles):
               help="Only these concepts (concept names, synsets or WordNet ids).")
 @click.option("--min-sets", default=4, show_default=True, type=click.IntRange(1),
               help="Keep concepts drawn in at least this many sets.")
-@click.option("--split-seed", default=0, show_default=True, envvar="DEVISE_SPLIT_SEED",
-              help="Seed of the seen/unseen concept split.")
-@click.option("--splits", "n_splits", default=1, show_default=True, type=click.IntRange(1),
-              help="Number of splits under splits/split-K/.")
-@click.option("--unseen-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, max_open=True),
-              help="Share of concepts (per lexicographer file) held out as unseen.")
-@click.option("--heldout-style", default="twemoji", show_default=True,
-              help="Set kept out of training to test seen concepts in a new style.")
-@click.option("--table", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Concept table CSV (default: the hand-checked table shipped with devise).")
+@split_options
 @click.option("--node-modules", type=click.Path(file_okay=False, path_type=Path),
               envvar="DEVISE_NODE_MODULES", help="node_modules folder holding @iconify/json.")
 @domain_errors
