@@ -106,7 +106,6 @@ def test_head_run_writes_a_complete_bundle_and_resumes_without_losing_epochs(tra
     assert state["done"] == ["batchnorm", "head"]
 
 
-@pytest.mark.slow
 def test_phases_0_to_2_and_resume_inside_finetune(tmp_path):
     items = make_dataset(tmp_path / "data")
     cfg = tiny_config(pretrain_epochs=1, head_epochs=1, finetune_epochs=2)
