@@ -29,8 +29,11 @@ def domain_errors(func):
             return func(*args, **kwargs)
         except DeviseError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # unwritable output folder, full disk, unreadable input...
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
         except KeyboardInterrupt:
-            raise click.ClickException("interrupted; partial results were kept") from None
+            raise click.ClickException("interrupted; files already finished were kept") from None
 
     return wrapper
 

@@ -51,7 +51,7 @@ def split_options(command):
 
 @data_group.command("emoji")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--size", default=96, show_default=True, envvar="DEVISE_EMOJI_SIZE",
+@click.option("--size", default=96, show_default=True, type=click.IntRange(8), envvar="DEVISE_EMOJI_SIZE",
               help="Image side in pixels.")
 @click.option("--sources", callback=_csv_list, metavar="STYLE,...",
               help=f"Styles to render (default: all installed of {', '.join(ALL_STYLES)}).")
@@ -132,7 +132,7 @@ def _report(result, n_styles):
 
 @data_group.command("icons")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--size", default=64, show_default=True, envvar="DEVISE_ICON_SIZE", help="Image side in pixels.")
+@click.option("--size", default=64, show_default=True, type=click.IntRange(8), envvar="DEVISE_ICON_SIZE", help="Image side in pixels.")
 @click.option("--sets", callback=_csv_list, metavar="PREFIX,...",
               help="Only these Iconify sets (default: every installed set with an open licence).")
 @click.option("--concepts", callback=_csv_list, metavar="NAME,...",

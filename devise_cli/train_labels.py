@@ -65,6 +65,10 @@ def dataset_labels(data: Path, val_data: Path | None, *, vocab_path=None, vector
             raise DatasetError(
                 f"{len(missing)} class(es) are not in the vocabulary {source}: {_describe(missing)}; "
                 f"build a vocabulary with these labels or pass --vectors")
+        if resume_vocab is not None and set(wnids) != set(vocab.wnids):
+            raise DatasetError(
+                f"{data} no longer has the classes of the interrupted run ({len(wnids)} now, "
+                f"{len(vocab)} in {source}); restore the data or start again with --overwrite")
         vocab = vocab.subset(wnids)
     else:
         from wordnet.vectors import load_vectors, resolve_vectors

@@ -98,8 +98,9 @@ class Bundle:
                 embs.append(np.asarray(out["embedding"], np.float32))
                 if softmax:
                     probs.append(np.asarray(out["probs"], np.float32))
-                kept.extend(int(i) for i in idx.numpy())
-                done = max(kept) + 1 if kept else done
+                batch_idx = idx.numpy().tolist()
+                kept.extend(batch_idx)
+                done = batch_idx[-1] + 1 if batch_idx else done
                 if progress is not None:
                     progress(min(done, len(paths)), len(paths))
         if progress is not None and paths:

@@ -102,6 +102,8 @@ def cached_features(
     target = cache_dir / f"{name}-{key[:16]}.h5"
     hit = _read(target, key, log)
     if hit is not None:
+        if progress is not None:  # a progress bar finishes only at done == total
+            progress(len(paths), len(paths))
         return hit
     feats, index = [], []
     ds = image_dataset(paths, None, image_size, batch_size, log=log, with_index=True)
@@ -111,6 +113,8 @@ def cached_features(
         index.append(idx.numpy())
         if progress is not None:
             progress(int(index[-1][-1]) + 1, len(paths))
+    if progress is not None:  # the last images may have failed to decode
+        progress(len(paths), len(paths))
     dim = int(feature_model.output.shape[-1])
     features = np.concatenate(feats) if feats else np.zeros((0, dim), np.float32)
     indices = np.concatenate(index).astype(np.int64) if index else np.zeros(0, np.int64)

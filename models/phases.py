@@ -194,7 +194,8 @@ def finish(ctx) -> dict | None:
             f"best weights: {best['phase']} epoch {best['epoch']} (val hit@1 {best['value'] * 100:.1f}%)")
     if ctx.cfg.finetune_epochs and ctx.cfg.train_batchnorm and ctx.cfg.bn_images:
         batchnorm(ctx)
-    if ctx.cfg.finetune_epochs and (best is None or best["phase"] == "finetune"):
+    softmax_trained = ctx.cfg.pretrain_epochs or ctx.cfg.head_epochs
+    if ctx.cfg.finetune_epochs and softmax_trained and (best is None or best["phase"] == "finetune"):
         refit_softmax(ctx)
     ctx.model.trainable = True
     with atomic_path(ctx.out / B.MODEL_FILE) as tmp:

@@ -137,3 +137,11 @@ def test_tiny_run_end_to_end_with_a_config_file(tmp_path, tiny_kv_file):
     assert bundle.vocab.synsets == ["dog.n.01", "cat.n.01", "car.n.01", "guitar.n.01"]  # sorted by wnid
     emb = bundle.run([data / "cat" / "0.png"]).embeddings
     assert emb.shape == (1, 16)
+
+    # a resumed run must see the classes it started with, or its label rows would shift
+    import shutil
+
+    shutil.rmtree(data / "guitar")
+    code, out = run("train", data, "-o", out_dir, "--resume")
+    assert (code, out) == (1, f"Error: {data} no longer has the classes of the interrupted run (3 now, 4 in "
+                              f"{out_dir / 'vocab.h5'}); restore the data or start again with --overwrite\n")

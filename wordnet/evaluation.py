@@ -259,7 +259,8 @@ def evaluate(out: Outputs, cands: Vocabulary, training: Vocabulary, opts: EvalOp
                 raise DatasetError(f"split {sp.name}: {len(missing)} unseen label(s) are not in the candidate "
                                    f"vocabulary ({', '.join(missing[:5])}); pass a --vocab that holds them")
             unseen_w = list(dict.fromkeys(sp.unseen))
-            z_mask = np.array([w in set(unseen_w) for w in out.true_wnids])
+            unseen_set = set(unseen_w)
+            z_mask = np.array([w in unseen_set for w in out.true_wnids])
             g_mask = z_mask | truth_seen
         if not z_mask.any():
             raise DatasetError(f"split {sp.name}: no image of its unseen classes was loaded")

@@ -43,17 +43,9 @@ def top_k(embeddings: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.ndarra
     ``embeddings`` is (n, d) and need not be normalised; ``matrix`` comes from
     :func:`label_matrix`. Returns two (n, k) arrays sorted by decreasing score.
     """
-    emb = label_matrix(np.atleast_2d(embeddings))
-    scores = emb @ matrix.T
-    k = max(1, min(int(k), matrix.shape[0]))
-    if k < matrix.shape[0]:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(matrix.shape[0]), (scores.shape[0], k)).copy()
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1)
-    return idx, np.take_along_axis(part_scores, order, axis=1)
+    from .metrics import top_k_from_scores  # plain NumPy; one ranking for predict and eval
+
+    return top_k_from_scores(label_matrix(np.atleast_2d(embeddings)) @ matrix.T, k)
 
 
 @dataclass
