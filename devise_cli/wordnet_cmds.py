@@ -116,19 +116,14 @@ def hops(seen, universe, hops, output):
       devise wordnet hops --seen my_classes.txt --hops 3 -o 3hop.txt
     """
     from wordnet.corpus import load_wordnet
-    from wordnet.hierarchy import hop_set
     from wordnet.home import atomic_write
-    from wordnet.labels import read_label_list, resolve_labels, wnid_of
+    from wordnet.labels import read_label_list
+    from wordnet.vocab_build import hop_wnids
 
-    seen_labels = read_label_list(seen)
-    universe_labels = read_label_list(universe) if universe else None
-    wn = load_wordnet()
-    seen_wnids = [wnid_of(s) for s in resolve_labels(wn, seen_labels)]
-    if universe_labels is None:
-        universe_wnids = [wnid_of(s) for s in wn.all_synsets("n")]
-    else:
-        universe_wnids = [wnid_of(s) for s in resolve_labels(wn, universe_labels)]
-    wnids = hop_set(wn, seen_wnids, universe_wnids, hops)
+    read_label_list(seen)  # a bad list fails before WordNet loads
+    if universe:
+        read_label_list(universe)
+    seen_wnids, universe_wnids, wnids = hop_wnids(load_wordnet(), hops, seen, universe)
     text = "".join(f"{w}\n" for w in wnids)
     if output is None:
         click.echo(text, nl=False)

@@ -107,15 +107,15 @@ def all_noun_synsets(wn) -> list:
     return list(wn.all_synsets("n"))
 
 
-def hop_synsets(wn, hops: int, seen: str | os.PathLike, universe: str | os.PathLike | None = None,
-                overrides: dict | None = None) -> list:
-    """Synsets within ``hops`` tree hops of the ``seen`` labels (seen excluded).
+def hop_wnids(wn, hops: int, seen: str | os.PathLike, universe: str | os.PathLike | None = None,
+              overrides: dict | None = None) -> tuple[list[str], list[str], list[str]]:
+    """``(seen wnids, universe wnids, wnids within hops)`` for label-list files.
 
-    ``universe`` (a label list) limits the candidates, e.g. to ImageNet-21K; without it
-    every noun synset is a candidate.
+    Without ``universe`` every noun synset is a candidate. Shared by ``vocab build --hops``
+    and ``wordnet hops``.
     """
     from .hierarchy import hop_set
-    from .labels import synset_of_wnid, wnid_of
+    from .labels import wnid_of
 
     if hops < 1:
         raise VocabularyError(f"--hops must be at least 1, got {hops}")
@@ -124,7 +124,19 @@ def hop_synsets(wn, hops: int, seen: str | os.PathLike, universe: str | os.PathL
         universe_wnids = [wnid_of(s) for s in all_noun_synsets(wn)]
     else:
         universe_wnids = [wnid_of(s) for s in synsets_from_file(wn, universe, overrides)]
-    wnids = hop_set(wn, seen_wnids, universe_wnids, hops)
+    return seen_wnids, universe_wnids, hop_set(wn, seen_wnids, universe_wnids, hops)
+
+
+def hop_synsets(wn, hops: int, seen: str | os.PathLike, universe: str | os.PathLike | None = None,
+                overrides: dict | None = None) -> list:
+    """Synsets within ``hops`` tree hops of the ``seen`` labels (seen excluded).
+
+    ``universe`` (a label list) limits the candidates, e.g. to ImageNet-21K; without it
+    every noun synset is a candidate.
+    """
+    from .labels import synset_of_wnid
+
+    _, _, wnids = hop_wnids(wn, hops, seen, universe, overrides)
     if not wnids:
         raise VocabularyError(f"no labels within {hops} hops of the labels in {seen} "
                               f"(the label itself is hop 1); try a larger --hops")
