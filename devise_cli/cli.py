@@ -24,6 +24,8 @@ COMMANDS = {
     "predict": "devise_cli.predict_cmds:predict",
     "eval": "devise_cli.predict_cmds:evaluate",
     "data": "devise_cli.data_cmds:data_group",
+    "index": "devise_cli.search_cmds:index",
+    "search": "devise_cli.search_cmds:search",
 }
 
 

@@ -11,6 +11,7 @@ import sys
 import click
 
 from wordnet.errors import DeviseError
+from wordnet.label_text import LABEL_TEXTS  # numpy only: no gensim at import
 
 
 def console(stderr: bool = False):
@@ -41,3 +42,10 @@ def domain_errors(func):
 def echo_json(obj) -> None:
     """Print one JSON document (or JSON line) to stdout."""
     click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+# --label-text: shared by `vocab build` and `train` (the same recipe must build both sides)
+label_text_option = click.option(
+    "--label-text", type=click.Choice(LABEL_TEXTS), default="lemmas", show_default=True, envvar="DEVISE_LABEL_TEXT",
+    help="What a label vector is made of: its names (the paper), plus its WordNet definition and/or hypernyms. "
+         "Use the same for a model's training labels and the labels it is scored against.")

@@ -79,7 +79,7 @@ def print_report(report: dict, con) -> None:
     if report.get("n_failed"):
         con.print(f"{report['n_failed']} images could not be read and are not counted:", highlight=False)
         for f in report["failed"][:MAX_LISTED_FAILURES]:
-            con.print(f"  {f['path']}: {f['error']}", highlight=False, markup=False)
+            con.print(f"  {f['path']}: {f['error']}", highlight=False, markup=False, soft_wrap=True)
         if report["n_failed"] > MAX_LISTED_FAILURES:
             con.print(f"  ... and {report['n_failed'] - MAX_LISTED_FAILURES} more (all in --json)", highlight=False)
 

@@ -15,7 +15,6 @@ from .common import console, domain_errors, echo_json
 
 EXIT_SOME_IMAGES_FAILED = 3
 BASELINES = ("softmax", "conse")
-CHUNK_IMAGES = 256  # predict streams its results per chunk of about this many images
 
 
 def _progress(total: int, enabled: bool):
@@ -72,8 +71,11 @@ def _parse_calibration(ctx, param, value: str):
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image per line.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), envvar="DEVISE_BATCH_SIZE",
               help="Images per forward pass.")
+@click.option("--approx", is_flag=True, envvar="DEVISE_APPROX",
+              help="Search the vocabulary with an approximate (faiss IVF) index: much faster for 100K+ labels, "
+                   "may miss a few of the exact top labels. Built once per vocabulary and cached.")
 @domain_errors
-def predict(images, model_path, vocab_arg, top, as_json, batch_size):
+def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx):
     """Label IMAGES (files, folders, globs) with the nearest labels of a vocabulary.
 
     A vocabulary other than the training labels is zero-shot prediction: any
@@ -84,6 +86,7 @@ def predict(images, model_path, vocab_arg, top, as_json, batch_size):
     Examples:
       devise predict photo.jpg --model models/mine
       devise predict shots/ --model models/mine --vocab nouns.h5 --top 10 --json
+      devise predict shots/ --model models/mine --vocab million.h5 --approx
     """
     from rich.markup import escape
 
@@ -96,37 +99,65 @@ def predict(images, model_path, vocab_arg, top, as_json, batch_size):
 
     bundle, vocab = load_model_and_vocab(model_path, vocab_arg)
     out, err = console(), console(stderr=True)
+    search = None
+    if approx:
+        from wordnet.ann import label_index
+
+        search = label_index(vocab, on_build=lambda n: err.print(
+            f"building the approximate index of {n:,} labels (once per vocabulary) ...", highlight=False)).search
     failed = 0
     bar, task = _progress(len(paths), not as_json)
     with bar:
-        step = -(-CHUNK_IMAGES // batch_size) * batch_size  # whole batches: one input shape per chunk
-        for start in range(0, len(paths), step):
-            chunk = paths[start:start + step]
-            res = bundle.run(chunk, batch_size=batch_size,
-                             progress=lambda done, _t: bar.update(task, completed=start + done))
-            idx, scores = vocab.top_k(res.embeddings, top) if len(res.paths) else ([], [])
-            rows = {str(p): r for r, p in enumerate(res.paths)}
-            reasons = {str(p): reason for p, reason in res.failures}
-            for p in chunk:
-                r = rows.get(str(p))
-                if r is None:
-                    failed += 1
-                    reason = reasons.get(str(p), "could not be read")
-                    if as_json:
-                        echo_json({"path": str(p), "error": reason})
-                    else:
-                        err.print(f"[red]failed[/red] {escape(str(p))}: {escape(reason)}", highlight=False)
-                    continue
-                preds = [{"rank": j + 1, "wnid": vocab.wnids[i], "synset": vocab.synsets[i],
-                          "label": vocab.labels[i], "score": round(float(s), 6)}
-                         for j, (i, s) in enumerate(zip(idx[r], scores[r]))]
+        for rec in predictions(bundle, vocab, paths, top, batch_size, search=search,
+                               progress=lambda done: bar.update(task, completed=done)):
+            if "error" in rec:
+                failed += 1
                 if as_json:
-                    echo_json({"path": str(p), "predictions": preds})
+                    echo_json(rec)
                 else:
-                    out.print(_prediction_table(p, preds, vocab))
+                    err.print(f"[red]failed[/red] {escape(rec['path'])}: {escape(rec['error'])}", highlight=False,
+                              soft_wrap=True)  # one line per file, however long the path
+            elif as_json:
+                echo_json(rec)
+            else:
+                out.print(_prediction_table(rec["path"], rec["predictions"], vocab))
     if failed:
-        err.print(f"{failed} of {len(paths)} images could not be read", highlight=False)
+        err.print(f"{failed} of {len(paths)} images could not be read", highlight=False, soft_wrap=True)
         sys.exit(EXIT_SOME_IMAGES_FAILED)
+
+
+def predictions(bundle, vocab, paths, top: int, batch_size: int = 32, progress=None, search=None):
+    """``devise predict``'s records, in input order, streamed batch by batch from one pipeline.
+
+    Yields ``{"path", "predictions": [{"rank", "wnid", "synset", "label", "score"}]}`` or
+    ``{"path", "error"}``. ``search(embeddings, k) -> (idx, scores)`` replaces the exact
+    ``vocab.top_k`` (e.g. an approximate index); ``progress(done)`` counts input files.
+    """
+    import numpy as np
+
+    search = search or vocab.top_k
+    paths = list(paths)
+    wnids, synsets, labels = vocab.wnids, vocab.synsets, vocab.labels
+    done = 0
+    for piece in bundle.run_batches(paths, batch_size=batch_size):
+        idx, scores = search(piece.embeddings, top) if len(piece.paths) else ([], [])
+        kept = list(zip(piece.paths, np.asarray(idx).tolist(), np.asarray(scores).tolist()))
+        fails = iter(piece.failures)
+        n = len(kept) + len(piece.failures)
+        k = 0
+        for q in paths[done:done + n]:  # this piece covers the next n inputs: merge back into input order
+            if k < len(kept) and str(kept[k][0]) == str(q):
+                p, ii, ss = kept[k]
+                k += 1
+                yield {"path": str(p), "predictions": [
+                    {"rank": j + 1, "wnid": wnids[i], "synset": synsets[i], "label": labels[i], "score": round(s, 6)}
+                    for j, (i, s) in enumerate(zip(ii, ss))]}
+            else:
+                p, reason = next(fails)
+                yield {"path": str(p), "error": reason}
+        done += n
+        if progress is not None:
+            progress(done)
 
 
 def _prediction_table(path, preds, vocab):

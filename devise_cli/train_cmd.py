@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .common import console, domain_errors
+from .common import console, domain_errors, label_text_option
 
 # option name -> TrainConfig field (all identical except the flags below)
 CONFIG_FIELDS = (
@@ -53,6 +53,7 @@ BACKBONE_NAMES = ["resnet50", "resnet101", "resnet50_v2", "mobilenet_v2", "mobil
               help="Word vectors to build the training vocabulary from [default: `devise vectors train`'s].")
 @click.option("--overrides", type=click.Path(dir_okay=False, path_type=Path), metavar="CSV",
               help="CSV label,synset pinning the WordNet sense of class names.")
+@label_text_option
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
               help="Bundle folder [default: models/<DATA name>].")
 @click.option("--val", "val_data", type=click.Path(exists=True, path_type=Path),
@@ -63,7 +64,8 @@ BACKBONE_NAMES = ["resnet50", "resnet101", "resnet50_v2", "mobilenet_v2", "mobil
               callback=_read_config, help="TOML or INI file of option values (keys = option names).")
 @click.option("--backbone", type=click.Choice(BACKBONE_NAMES), default="resnet50", show_default=True)
 @click.option("--weights", default="imagenet", show_default=True, metavar="imagenet|none|PATH",
-              help="Backbone initialisation: Keras ImageNet weights, random, or a weights file.")
+              help="Backbone initialisation: Keras ImageNet weights, random, a weights file, or a bundle "
+                   "folder (its trained backbone).")
 @click.option("--image-size", type=click.IntRange(32), default=224, show_default=True)
 @click.option("--alpha", type=float, help="Width multiplier (MobileNet backbones).")
 @click.option("--embedding-dim", type=int, help="Must equal the vocabulary's dimension (checked).")
@@ -102,8 +104,8 @@ BACKBONE_NAMES = ["resnet50", "resnet101", "resnet50_v2", "mobilenet_v2", "mobil
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle in --output.")
 @click.pass_context
 @domain_errors
-def train(ctx, data, vocab_path, vectors, overrides, output, val_data, epochs, embedding_dim, resume, overwrite,
-          **settings):
+def train(ctx, data, vocab_path, vectors, overrides, label_text, output, val_data, epochs, embedding_dim, resume,
+          overwrite, **settings):
     """Train a DeViSE model on DATA and write a bundle to --output.
 
     DATA is a folder with one sub-folder of images per class (named by wnid, synset
@@ -111,6 +113,13 @@ def train(ctx, data, vocab_path, vectors, overrides, output, val_data, epochs, e
     pre-training (--pretrain-epochs), BatchNorm statistics recomputation, the head on
     cached frozen features (--head-epochs, SGD), fine-tuning (--finetune-epochs,
     Adagrad). -e N sets both --head-epochs and --finetune-epochs.
+
+    Unreadable images are skipped, one "skipped PATH: reason" line each, and counted
+    in the summary and config.json. Exit codes: 0 the bundle was written (even with
+    skipped images); 1 an error stopped training (nothing finished is lost: rerun
+    with --resume); 2 bad usage. A run that is killed, even by SIGKILL, continues
+    from its last finished epoch with --resume; a second run into the same --output
+    while one is running is refused.
 
     \b
     Examples:
@@ -134,14 +143,19 @@ def train(ctx, data, vocab_path, vectors, overrides, output, val_data, epochs, e
             settings[name] = epochs
     if vocab_path and vectors:
         raise click.UsageError("give --vocab or --vectors, not both")
+    if vocab_path and ctx.get_parameter_source("label_text") == ParameterSource.COMMANDLINE:
+        raise click.UsageError("--label-text builds the training vocabulary from --vectors; --vocab has its own")
     output = output or Path("models") / (data.stem if data.is_file() else data.resolve().name)
+    from wordnet.home import ensure_unlocked, lock_path_for
+
+    ensure_unlocked(lock_path_for(output), f"output folder {output}")  # a run is writing there right now
     check_output(output, resume=resume, overwrite=overwrite)
     cfg = TrainConfig(**{k: settings[k] for k in CONFIG_FIELDS}).validate()
 
     from .train_labels import dataset_labels
 
     items, val_items, vocab, provenance = dataset_labels(
-        data, val_data, vocab_path=vocab_path, vectors=vectors, overrides=overrides,
+        data, val_data, vocab_path=vocab_path, vectors=vectors, overrides=overrides, label_text=label_text,
         resume_vocab=(output / "vocab.h5") if resume else None, out=console(stderr=True))
     if embedding_dim is not None:
         vocab.check_dim(embedding_dim, "--embedding-dim")

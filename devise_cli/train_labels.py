@@ -19,6 +19,7 @@ def _describe(pairs, limit: int = 10) -> str:
 
 
 def dataset_labels(data: Path, val_data: Path | None, *, vocab_path=None, vectors=None, overrides=None,
+                   label_text: str = "lemmas",
                    resume_vocab: Path | None = None, out=None):
     """Return ``(items, val_items or None, vocabulary, provenance)``.
 
@@ -77,7 +78,8 @@ def dataset_labels(data: Path, val_data: Path | None, *, vocab_path=None, vector
         vectors_path = resolve_vectors(vectors)
         kv = load_vectors(vectors_path)
         synsets = [synset_of[next(n for n in names if wnid_of_name[n] == w)] for w in wnids]
-        vocab, _ = build_vocabulary(synsets, kv, vector_source=vectors_path, source=f"training classes of {data}")
+        vocab, _ = build_vocabulary(synsets, kv, vector_source=vectors_path, source=f"training classes of {data}",
+                                    label_text=label_text)
         provenance["vectors"] = str(Path(vectors_path).resolve())
     provenance["vector_checksum"] = vocab.attrs.get("vector_checksum", "")
 

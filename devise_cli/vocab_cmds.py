@@ -9,9 +9,10 @@ from pathlib import Path
 
 import click
 
-from .common import console, domain_errors, echo_json
+from .common import console, domain_errors, echo_json, label_text_option
 
 VECTORS_HELP = "Word vectors (any format) [default: the vectors from `devise vectors train`]."
+
 
 
 @click.group("vocab")
@@ -34,12 +35,14 @@ def vocab_group():
 @click.option("--skip-missing", is_flag=True, help="Leave out (and list) labels without a vector.")
 @click.option("--overrides", type=click.Path(dir_okay=False, path_type=Path), metavar="CSV",
               help="CSV label,synset pinning the sense of ambiguous words.")
+@label_text_option
 @domain_errors
-def build(out, vectors, synsets_file, subtree, all_nouns, hops, seen, universe, skip_missing, overrides):
+def build(out, vectors, synsets_file, subtree, all_nouns, hops, seen, universe, skip_missing, overrides, label_text):
     """Build a vocabulary OUT (.h5) from ONE label source and word vectors.
 
-    Each label's vector is the mean of its lemma names' unit vectors. Labels with
-    no vector are an error unless --skip-missing.
+    Each label's vector is the mean of its lemma names' unit vectors (--label-text
+    adds its WordNet definition and/or hypernyms). Labels with no vector are an
+    error unless --skip-missing.
 
     \b
     Examples:
@@ -47,6 +50,7 @@ def build(out, vectors, synsets_file, subtree, all_nouns, hops, seen, universe, 
       devise vocab build in1k.h5 --synsets imagenet1k --vectors GoogleNews.bin
       devise vocab build nouns.h5 --all-nouns
       devise vocab build 2hop.h5 --hops 2 --seen imagenet1k --universe imagenet21k
+      devise vocab build unseen.h5 --synsets unseen.txt --label-text lemmas+gloss+hypernyms
     """
     chosen = [name for name, on in (("--synsets", synsets_file), ("--subtree", subtree),
                                     ("--all-nouns", all_nouns), ("--hops", hops is not None)) if on]
@@ -79,7 +83,7 @@ def build(out, vectors, synsets_file, subtree, all_nouns, hops, seen, universe, 
         source = f"{hops} hops from {seen}" + (f" within {universe}" if universe else "")
     kv = load_vectors(vectors_path)
     vocab, missing = vb.build_vocabulary(synsets, kv, vector_source=vectors_path,
-                                         skip_missing=skip_missing, source=source)
+                                         skip_missing=skip_missing, source=source, label_text=label_text)
     vocab.save(out)
     requested = len(vocab) + len(missing)
     click.echo(f"wrote {out}: {len(vocab):,} labels x {vocab.dim} dims from {source} "

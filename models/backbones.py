@@ -106,7 +106,8 @@ def build_backbone(name: str, image_size: int, weights: str | None = None, optio
 
     ``weights``: ``"imagenet"`` (Keras downloads and caches it; offline this raises
     :class:`WeightsError` saying to pass a local file or ``none``), a path to a weights
-    file, or ``None``/``"none"`` for random initialisation.
+    file, a devise bundle folder (its trained backbone: e.g. one softmax pre-training
+    reused by several runs), or ``None``/``"none"`` for random initialisation.
     """
     spec = spec_of(name)
     options = check_backbone_options(name, options)
@@ -125,6 +126,9 @@ def build_backbone(name: str, image_size: int, weights: str | None = None, optio
                 f"pass --weights PATH to a local weights file, or --weights none to start from scratch"
             ) from None
     path = Path(weights).expanduser()
+    if path.is_dir():
+        model = ctor(weights=None, **kwargs)
+        return _copy_bundle_backbone(model, path, name, image_size, options)
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist; pass --weights imagenet|none|PATH")
     model = ctor(weights=None, **kwargs)
@@ -135,4 +139,20 @@ def build_backbone(name: str, image_size: int, weights: str | None = None, optio
             f"{path}: cannot load these weights into {name} without its top ({exc.__class__.__name__}: "
             f"{str(exc).splitlines()[0][:200]})"
         ) from None
+    return model
+
+
+def _copy_bundle_backbone(model, bundle_path: Path, name: str, image_size: int, options: dict):
+    """Give ``model`` the backbone weights (BatchNorm statistics included) of a bundle."""
+    from .bundle import load_bundle  # bundle -> head -> backbones: import when used
+
+    source = load_bundle(bundle_path).full
+    mine = {"backbone": name, "image_size": int(image_size), "options": dict(options)}
+    theirs = {"backbone": source.backbone_name, "image_size": int(source.image_size),
+              "options": dict(source.backbone_options)}
+    if mine != theirs:
+        raise WeightsError(f"{bundle_path}: its backbone is {theirs['backbone']} at {theirs['image_size']} px "
+                           f"{theirs['options'] or ''}, not {name} at {image_size} px {options or ''}; "
+                           f"use the same --backbone, --image-size and options")
+    model.set_weights(source.backbone.get_weights())
     return model

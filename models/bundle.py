@@ -19,7 +19,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -56,15 +56,94 @@ class Bundle:
     config: dict
 
     def __post_init__(self) -> None:
-        self.model = self.full.embedder
-        self.softmax = self.full.classifier if self.config.get("softmax_trained") else None
         self.image_size = int(self.full.image_size)
         self.backbone = str(self.full.backbone_name)
-        self._infer = None
+        self._views: dict = {}
+        self._infer: dict = {}
+
+    @property
+    def model(self):
+        """images -> unit embeddings (a Keras view of ``full``, built on first use)."""
+        if "model" not in self._views:
+            self._views["model"] = self.full.embedder
+        return self._views["model"]
+
+    @property
+    def softmax(self):
+        """images -> softmax probabilities, or None when the bundle's softmax head was not trained."""
+        if not self.has_softmax:
+            return None
+        if "softmax" not in self._views:
+            self._views["softmax"] = self.full.classifier
+        return self._views["softmax"]
+
+    @property
+    def has_softmax(self) -> bool:
+        return bool(self.config.get("softmax_trained"))
 
     @property
     def dim(self) -> int:
         return int(self.full.embedding_dim)
+
+    def _inference(self, softmax: bool, n_images: int | None = None, batch_size: int = 32):
+        """One compiled ``uint8/float images -> outputs`` function per output set, traced once.
+
+        Only the outputs asked for are returned, so the softmax head is pruned from the
+        graph when it is not wanted. A single batch (``n_images <= batch_size``) on a
+        bundle that has not traced yet runs eagerly instead: tracing a ResNet50 costs
+        more than one eager forward pass, and ``devise predict one.jpg`` waits for it.
+        """
+        if softmax not in self._infer and n_images is not None and n_images <= batch_size:
+            return eager_inference(self.full, ("embedding", "probs") if softmax else ("embedding",))
+        if softmax not in self._infer:
+            self._infer[softmax] = compiled_inference(self.full, ("embedding", "probs") if softmax else ("embedding",))
+        return self._infer[softmax]
+
+    def run_batches(
+        self,
+        paths: Sequence[str | Path],
+        batch_size: int = 32,
+        softmax: bool = False,
+    ) -> Iterator[BundleOutput]:
+        """Stream :class:`BundleOutput` pieces, one per batch, from ONE tf.data pipeline.
+
+        Pieces come in input order; each carries the files that failed to decode since
+        the previous piece (in input order too), and a last piece with no images may
+        carry trailing failures. Decoding runs in parallel threads ahead of the model.
+        """
+        from .pipeline import FailureLog, inference_dataset
+
+        if softmax and not self.has_softmax:
+            raise BundleError(f"{self.path} has no trained softmax head")
+        paths = [Path(p) for p in paths]
+        if not paths:
+            return
+        log = FailureLog()
+        infer = self._inference(softmax, len(paths), batch_size)
+        ds = inference_dataset(paths, self.image_size, batch_size, log=log)
+        nxt = 0  # first input position not yet accounted for
+
+        def failed_upto(stop):
+            if stop <= nxt:
+                return []
+            reasons = dict(log.items())
+            return [(paths[i], reasons.get(str(paths[i]), "could not be read")) for i in range(nxt, stop)]
+
+        for images, idx in ds:
+            batch_idx = idx.numpy()
+            if not len(batch_idx):
+                continue  # every file of this batch failed: reported with the next piece
+            out = infer(images)
+            fails = []
+            for i in batch_idx.tolist():
+                fails += failed_upto(i)
+                nxt = i + 1
+            emb = np.asarray(out["embedding"], np.float32)
+            probs = np.asarray(out["probs"], np.float32) if softmax else None
+            yield BundleOutput([paths[i] for i in batch_idx.tolist()], emb, probs, fails)
+        if nxt < len(paths):
+            yield BundleOutput([], np.zeros((0, self.dim), np.float32),
+                               np.zeros((0, len(self.vocab)), np.float32) if softmax else None, failed_upto(len(paths)))
 
     def run(
         self,
@@ -79,38 +158,60 @@ class Bundle:
         files handled so far. With ``softmax=True`` (and a trained softmax head) the
         class probabilities in vocabulary order come back as ``probs``.
         """
-        from .features import inference_function
-        from .pipeline import FailureLog, image_dataset
-
-        if softmax and self.softmax is None:
+        if softmax and not self.has_softmax:
             raise BundleError(f"{self.path} has no trained softmax head")
         paths = [Path(p) for p in paths]
-        log = FailureLog()
-        dim = self.dim
-        embs, probs, kept = [], [], []
-        if paths:
-            ds = image_dataset(paths, None, self.image_size, batch_size, log=log, with_index=True)
-            done = 0
-            if self._infer is None:
-                self._infer = inference_function(self.full)
-            for images, idx in ds:
-                out = self._infer(images)
-                embs.append(np.asarray(out["embedding"], np.float32))
-                if softmax:
-                    probs.append(np.asarray(out["probs"], np.float32))
-                batch_idx = idx.numpy().tolist()
-                kept.extend(batch_idx)
-                done = batch_idx[-1] + 1 if batch_idx else done
-                if progress is not None:
-                    progress(min(done, len(paths)), len(paths))
-        if progress is not None and paths:
-            progress(len(paths), len(paths))
-        emb = np.concatenate(embs) if embs else np.zeros((0, dim), np.float32)
+        kept, embs, probs, failures, done = [], [], [], [], 0
+        for piece in self.run_batches(paths, batch_size, softmax):
+            kept += piece.paths
+            embs.append(piece.embeddings)
+            if softmax:
+                probs.append(piece.probs)
+            failures += piece.failures
+            done += len(piece.paths) + len(piece.failures)
+            if progress is not None:
+                progress(done, len(paths))
+        emb = np.concatenate(embs) if embs else np.zeros((0, self.dim), np.float32)
         prob = None
         if softmax:
             prob = np.concatenate(probs) if probs else np.zeros((0, len(self.vocab)), np.float32)
-        failures = [(Path(p), r) for p, r in log.items()]
-        return BundleOutput([paths[i] for i in kept], emb, prob, failures)
+        return BundleOutput(kept, emb, prob, failures)
+
+
+def compiled_inference(model, outputs: tuple[str, ...]):
+    """``images -> {name: np.ndarray}`` for the named outputs, one ``tf.function`` traced once.
+
+    The batch dimension is left unknown, so the last, smaller batch does not retrace;
+    outputs not asked for are pruned from the traced graph. Other Keras backends fall
+    back to ``predict_on_batch``.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return lambda images: {k: v for k, v in model.predict_on_batch(images).items() if k in outputs}
+    import tensorflow as tf
+
+    shape = (None,) + tuple(model.inputs[0].shape[1:])
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+    def fn(x):
+        out = model(x, training=False)
+        return {k: out[k] for k in outputs}
+
+    def run(images):
+        return {k: v.numpy() for k, v in fn(tf.cast(images, tf.float32)).items()}
+
+    return run
+
+
+def eager_inference(model, outputs: tuple[str, ...]):
+    """``images -> {name: np.ndarray}`` by calling ``model`` eagerly (no tracing)."""
+
+    def run(images):
+        out = model(np.asarray(images, np.float32), training=False)
+        return {k: np.asarray(out[k]) for k in outputs}
+
+    return run
 
 
 def load_bundle(path: str | Path) -> Bundle:
@@ -131,8 +232,8 @@ def load_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"{vocab_path} is missing; the bundle is damaged, retrain it")
     try:
         vocab = Vocabulary.load(vocab_path)
-    except VocabularyError as exc:
-        raise BundleError(f"{vocab_path}: {exc}") from None
+    except VocabularyError as exc:  # its message already names the file
+        raise BundleError(str(exc) if str(vocab_path) in str(exc) else f"{vocab_path}: {exc}") from None
     model = load_model_file(path / MODEL_FILE)
     if int(model.embedding_dim) != vocab.dim or int(model.num_classes) != len(vocab):
         raise BundleError(f"{path}: model.keras and vocab.h5 do not match (retrain the bundle)")
@@ -147,6 +248,11 @@ def load_model_file(model_path: Path):
 
     if not model_path.is_file():
         raise BundleError(f"{model_path} is missing; the bundle is damaged, retrain it")
+    import zipfile
+
+    if not zipfile.is_zipfile(model_path):  # Keras would say "File not found" for a truncated file
+        raise BundleError(f"{model_path} is corrupt or not a devise model (truncated, or not a .keras zip "
+                          f"file); the bundle is damaged, retrain it")
     try:
         model = keras.saving.load_model(model_path, compile=False)
     except Exception as exc:

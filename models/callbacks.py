@@ -4,20 +4,21 @@
 run that repeats an epoch replaces its row, so each epoch appears exactly once.
 :class:`BestWeights` keeps the full model's weights with the best validation hit@1
 across phases (the value survives ``--resume`` through the run state file).
+:class:`AtomicBackupAndRestore` is Keras's ``BackupAndRestore`` made safe against
+SIGKILL at any instant: every file is written through :func:`wordnet.home.atomic_path`.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
+import shutil
 import time
-import uuid
 from pathlib import Path
 
 import keras
 
-from wordnet.home import atomic_write
+from wordnet.home import atomic_path, atomic_write
 
 HISTORY_COLUMNS = [
     "phase", "epoch", "loss", "val_loss", "accuracy", "val_accuracy",
@@ -123,15 +124,65 @@ class InterruptAfter(keras.callbacks.Callback):
 
 
 def save_weights_atomic(model, path: Path) -> None:
-    """``model.save_weights`` to a temporary ``*.weights.h5`` beside ``path``, then rename (Keras checks the suffix)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{os.getpid()}.{uuid.uuid4().hex[:8]}.{path.name}")
-    try:
+    """``model.save_weights`` through :func:`atomic_path` (its temporary name keeps ``.weights.h5``)."""
+    with atomic_path(path) as tmp:
         model.save_weights(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` whose backup is consistent whenever the process dies.
+
+    Keras rewrites ``latest.weights.h5`` and then ``training_metadata.json`` in place:
+    a SIGKILL during the JSON write leaves an empty file that makes the resumed ``fit``
+    crash, and one between the two writes pairs epoch N's weights with epoch N-1's
+    number, so epoch N is trained twice. Here each epoch's weights go to their own file
+    (``epoch-<n>.weights.h5``, atomic), then the metadata naming that file is replaced
+    atomically: that rename is the commit point, and the previous epoch's file is
+    removed only after it. The folder is kept after ``fit`` (``delete_checkpoint`` is
+    off); :func:`models.train` removes it once the phase is recorded as done.
+    """
+
+    def __init__(self, backup_dir: str):
+        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
+        self.folder = Path(backup_dir)
+        self.metadata_path = self.folder / "training_metadata.json"
+
+    def read_metadata(self) -> dict:
+        try:
+            meta = json.loads(self.metadata_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return meta if isinstance(meta, dict) and isinstance(meta.get("epoch"), int) else {}
+
+    def on_train_begin(self, logs=None):
+        meta = self.read_metadata()
+        weights = self.folder / meta.get("weights", "latest.weights.h5")  # Keras's own name: older runs
+        if not meta or not weights.is_file():
+            return
+        if not self.model.built:  # pragma: no cover - phases build their views before fit
+            raise ValueError("BackupAndRestore needs a built model")
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(weights)
+        self.model._initial_epoch = meta["epoch"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        name = f"epoch-{epoch + 1}.weights.h5"
+        save_weights_atomic(self.model, self.folder / name)
+        with atomic_write(self.metadata_path, encoding="utf-8") as fh:
+            json.dump({"epoch": epoch + 1, "batch": 0, "weights": name}, fh)
+        for stale in self.folder.glob("*.weights.h5*"):  # earlier epochs, Keras's latest/.bkp files
+            if stale.name != name:
+                stale.unlink(missing_ok=True)
+
+    def on_train_end(self, logs=None):
+        pass
+
+
+def remove_backup(folder: Path) -> None:
+    """Remove a finished phase's backup folder (call only after the phase is recorded as done)."""
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def load_state(path: Path) -> dict:

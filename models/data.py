@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import csv
 import glob
+import logging
+import os
 import random
+import re
+import struct
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -21,6 +25,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from wordnet.errors import DatasetError, ImageError
+
+# PIL logs warnings about damaged files (TIFF tags...) that Python would print on stderr
+# beside our own one-line reason; a NullHandler keeps them out unless the app configures logging
+logging.getLogger("PIL").addHandler(logging.NullHandler())
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif"}
@@ -34,29 +42,118 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
     float images are rescaled to 8 bits, CMYK/palette/grey become RGB, alpha is
     composited onto white, and images larger than ``PIL.Image.MAX_IMAGE_PIXELS`` are
     refused (decompression bombs). The centre square is resized to ``size``.
+
+    Whatever the file holds, the only exception is :class:`ImageError` ("path: reason"):
+    folders, FIFOs and devices are refused before reading (a FIFO would block forever),
+    only the raster formats of :data:`DECODERS` are tried (never EPS, which PIL hands
+    to Ghostscript), and any failure inside the decoder — the fuzz tests feed it
+    mutated files — becomes a one-line reason.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image
 
     path = Path(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.seek(0)
-                if img.format == "JPEG":
-                    img.draft("RGB", (size, size))  # fast DCT downscale of big JPEGs
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                rgb = _to_rgb(img)
+        with _open_regular(path) as fh:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # PIL warns about odd metadata it then ignores
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                rgb = _decode(fh, size)
+        return _square_resize(rgb, size)
+    except ImageError as exc:
+        raise ImageError(f"{path}: {exc}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{path}: refused, image too large ({exc})") from None
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        what = f"{pixels.group(1)} pixels, " if pixels else ""
+        raise ImageError(f"{path}: refused, image too large ({what}more than the {Image.MAX_IMAGE_PIXELS} "
+                         f"allowed: a possible decompression bomb)") from None
+    except MemoryError:
+        raise ImageError(f"{path}: not enough memory to decode it") from None
+    except Exception as exc:  # noqa: BLE001 - a hostile file can make PIL raise almost anything
+        raise ImageError(f"{path}: cannot decode ({_reason(exc)})") from None
+
+
+# raster formats devise reads (PIL names); the file's content decides, not its suffix
+DECODERS = ("JPEG", "PNG", "GIF", "BMP", "DIB", "WEBP", "TIFF", "PPM", "ICO")
+
+
+def _open_regular(path: Path):
+    """Open ``path`` for reading, refusing anything that is not a regular file (ImageError reasons)."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
+        raise ImageError("no such file") from None
+    except IsADirectoryError:
+        raise ImageError("is a folder, not an image file") from None
+    except PermissionError:
+        if path.is_dir():
+            raise ImageError("is a folder, not an image file") from None
+        raise ImageError("permission denied (the file is not readable by this user)") from None
+    except OSError as exc:
+        raise ImageError(f"cannot open it ({exc.strerror or exc})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        kind = "is a folder, not an image file" if stat.S_ISDIR(st.st_mode) else "is not a regular file"
+        raise ImageError(kind)
+    if st.st_size == 0:
+        os.close(fd)
+        raise ImageError("empty file (0 bytes)")
+    return os.fdopen(fd, "rb")
+
+
+def _decode(fh, size: int):
+    """PIL work proper: open, first frame, fast JPEG draft, load, EXIF rotation, RGB."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        img = Image.open(fh, formats=DECODERS)
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image PIL can read") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageError(f"{path}: cannot decode ({exc})") from None
-    return _square_resize(rgb, size)
+        raise ImageError(_unidentified_reason(fh)) from None
+    with img:
+        img.seek(0)
+        if img.format in ("JPEG", "MPO"):  # MPO: multi-picture camera JPEGs
+            img.draft("RGB", (size, size))  # fast DCT downscale of big JPEGs
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return _to_rgb(img)
+
+
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+          (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def _unidentified_reason(fh) -> str:
+    """Why PIL identified nothing: a damaged file of a known format says what broke, else 'not an image'.
+
+    PIL's ``Image.open`` reports any header failure as "cannot identify"; for a file
+    that starts with a PNG/JPEG/GIF/TIFF signature (or RIFF....WEBP) the plugin is asked
+    again directly, so a PNG with a bad header checksum reads "damaged PNG file (...)".
+    """
+    from PIL import Image
+
+    fh.seek(0)
+    head = fh.read(16)
+    fmt = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+    if fmt is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        fmt = "WEBP"
+    if fmt is None:
+        return "not an image PIL can read"
+    fh.seek(0)
+    try:
+        Image.OPEN[fmt][0](fh, "")
+    except Exception as exc:  # noqa: BLE001 - the plugin's own complaint is the reason
+        return f"damaged {fmt} file ({_reason(exc)})"
+    return f"damaged {fmt} file"
+
+
+def _reason(exc: BaseException) -> str:
+    """One short line: the exception's first line, its type when the text says nothing."""
+    text = (str(exc).strip().splitlines() or [""])[0][:200]
+    if isinstance(exc, (OSError, ValueError, SyntaxError, struct.error)) and text:
+        return text
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
 def _to_rgb(img) -> "Image.Image":
@@ -124,7 +221,7 @@ def expand_image_paths(args: Iterable[str | Path]) -> list[Path]:
 
     for arg in args:
         p = Path(arg).expanduser()
-        if p.is_file():
+        if p.is_file() or (p.exists() and not p.is_dir()):  # a named FIFO/device: load_image says why not
             add(p)
         elif p.is_dir():
             for f in sorted(p.rglob("*")):

@@ -2,7 +2,7 @@
 
 Every phase compiles a view of the one :class:`~models.head.DeviseModel` (views share
 its layers, so weights flow from phase to phase) and calls ``fit`` with the same set
-of callbacks: history rows, best weights by validation hit@1, ``BackupAndRestore``,
+of callbacks: history rows, best weights by validation hit@1, a SIGKILL-safe ``BackupAndRestore``,
 ``TerminateOnNaN``, optional TensorBoard, the reporter's progress, extra callbacks.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from wordnet.home import atomic_path
 
 from . import bundle as B
 from .batchnorm import batchnorm_layers, recompute_batchnorm_statistics
-from .callbacks import BestWeights, HistoryRows, load_state
+from .callbacks import AtomicBackupAndRestore, BestWeights, HistoryRows, load_state
 from .features import cache_key, cached_features, inference_function, weights_digest
 from .losses import HingeRankLoss, HitAtK
 from .pipeline import decode_all, image_dataset
@@ -37,7 +37,7 @@ def _callbacks(ctx, phase: str, epochs: int, steps: int, monitor: str | None):
     cbs = [HistoryRows(ctx.out / B.HISTORY_FILE, phase)]
     if monitor and ctx.val:
         cbs.append(BestWeights(ctx.model, ctx.ckpt / BEST_WEIGHTS, ctx.state_path, phase, monitor))
-    cbs.append(keras.callbacks.BackupAndRestore(str(ctx.ckpt / f"backup-{phase}"), double_checkpoint=True))
+    cbs.append(AtomicBackupAndRestore(ctx.ckpt / f"backup-{phase}"))
     cbs.append(keras.callbacks.TerminateOnNaN())
     if ctx.cfg.tensorboard:
         cbs.append(keras.callbacks.TensorBoard(log_dir=str(Path(ctx.cfg.tensorboard) / phase)))

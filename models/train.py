@@ -14,12 +14,16 @@ the full model's weights in ``checkpoints/after-<step>.weights.h5``):
 5. finish: restore the best weights by validation hit@1, recompute BatchNorm
    statistics if fine-tuned, write ``model.keras`` atomically, mark config complete.
 
-Each Keras ``fit`` gets ``BackupAndRestore`` (its own folder per phase), so
-``resume=True`` continues inside the interrupted phase at the next epoch.
+Each Keras ``fit`` gets a SIGKILL-safe ``BackupAndRestore`` (its own folder per phase,
+removed only once the step is recorded), so ``resume=True`` continues inside the
+interrupted phase at the next epoch, wherever the process died. The output folder is
+locked for the whole run (:func:`wordnet.home.exclusive_lock`, a ``.<name>.lock`` file
+beside it): a second run into the same folder is refused, not interleaved.
 """
 from __future__ import annotations
 
 import contextlib
+import glob
 import math
 import time
 from dataclasses import dataclass, field
@@ -29,10 +33,11 @@ from typing import Sequence
 import numpy as np
 
 from wordnet.errors import DatasetError
+from wordnet.home import exclusive_lock, lock_path_for, remove_stale_temps
 from wordnet.vocab import Vocabulary
 
 from . import bundle as B
-from .callbacks import load_state, save_state, save_weights_atomic
+from .callbacks import load_state, remove_backup, save_state, save_weights_atomic
 from .config import TrainConfig
 from .pipeline import FailureLog
 from .progress import Reporter
@@ -97,15 +102,27 @@ def train_devise(
     With ``resume``, the hyperparameters and vocabulary stored in the bundle are used
     and finished steps are skipped. ``callbacks`` are extra Keras callbacks added to
     every ``fit`` (their ``current_phase`` attribute, if any, is set to the phase name).
+    The output folder is locked while training: another run into it raises
+    :class:`~wordnet.home.LockedError` naming the holder's pid.
     """
-    import keras
-
     reporter = reporter or Reporter()
     out = Path(output).expanduser()
     cfg = (cfg or TrainConfig()).validate()
     if not resume:
         _check_items(items, vocab)  # before the output folder is touched
+    with exclusive_lock(lock_path_for(out), f"output folder {out}"):
+        return _train_locked(items, vocab, out, cfg, val_items=val_items, resume=resume, overwrite=overwrite,
+                             provenance=provenance, reporter=reporter, callbacks=callbacks)
+
+
+def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resume, overwrite, provenance,
+                  reporter, callbacks) -> TrainResult:
+    """:func:`train_devise` while holding the output folder's lock."""
+    import keras
+
     out = B.prepare_output(out, resume=resume, overwrite=overwrite)
+    for folder in (out, out / B.CHECKPOINT_DIR, out / B.CHECKPOINT_DIR / "features"):
+        remove_stale_temps(folder)  # left by a killed run; no live writer can exist (we hold the lock)
     if resume:
         stored = B.read_config(out)
         cfg = TrainConfig.from_dict(stored["hyperparameters"]).validate()
@@ -121,8 +138,7 @@ def train_devise(
         train, val = list(items), list(val_items)
         _check_items(val, vocab, what="validation")
     if not resume:
-        vocab.save(out / B.VOCAB_FILE)
-        _write_config(out, cfg, vocab, provenance, train, val, complete=False)
+        _start_bundle(out, cfg, vocab, provenance, train, val)
 
     keras.utils.set_random_seed(cfg.seed)
     log = FailureLog(on_new=reporter.failure)
@@ -195,6 +211,33 @@ def _build_or_restore(cfg: TrainConfig, vocab: Vocabulary, out: Path):
     return DeviseModel(weights=cfg.weights, **common)
 
 
+def _start_bundle(out: Path, cfg, vocab, provenance, train, val) -> None:
+    """Give the (empty) output folder its vocab.h5 and config.json in one rename.
+
+    Written one after the other in place, a kill between the two would leave a folder
+    that neither ``--resume`` (no config.json) nor a fresh start (not empty) accepts.
+    Both files are written into a hidden staging folder beside ``out`` instead, which
+    then replaces the empty ``out``; stagings left by a killed run are removed first.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        vocab.save(stage / B.VOCAB_FILE)
+        _write_config(stage, cfg, vocab, provenance, train, val, complete=False)
+        if out.is_dir():
+            out.rmdir()  # prepare_output left it empty; a kill right here leaves no folder: a fresh start works
+        os.rename(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
 def _mark_done(ctx: RunContext, step: str) -> None:
     """Save the full model after ``step``, then record it (older step weights are removed)."""
     name = f"after-{step}.weights.h5"
@@ -206,6 +249,7 @@ def _mark_done(ctx: RunContext, step: str) -> None:
     save_state(ctx.state_path, state)
     if old and old != name:
         (ctx.ckpt / old).unlink(missing_ok=True)
+    remove_backup(ctx.ckpt / f"backup-{step}")
 
 
 def _write_config(out, cfg, vocab, provenance, train, val, *, complete, log=None, best=None, seconds=None,

@@ -30,7 +30,7 @@ from typing import Callable
 from .emoji_concepts import Concept, choose_heldout_style, split_concepts
 from .emoji_sources import STYLE_INFO, Source
 from .errors import DatasetError
-from .home import atomic_path, atomic_write
+from .home import atomic_path, atomic_write, locks_output_folder
 
 MANIFEST_COLUMNS = ("path", "wnid", "synset", "concept", "style", "emoji", "source", "licence")
 
@@ -96,6 +96,7 @@ def clear_previous(out: Path) -> None:
     shutil.rmtree(out / "splits", ignore_errors=True)
 
 
+@locks_output_folder("dataset folder")
 def build_emoji_dataset(out: str | os.PathLike, concepts: list[Concept], sources: list[Source], *,
                         size: int = 96, min_styles: int = 4, split_seed: int = 0, n_splits: int = 1,
                         unseen_fraction: float = 0.2, heldout_style: str | None = "twemoji",

@@ -141,12 +141,24 @@ def load_vectors(path: str | os.PathLike):
         raise
     except Exception as exc:  # gensim/pickle raise many types for damaged files
         raise VectorsError(
-            f"{path} looks like {kind} vectors but could not be read ({exc.__class__.__name__}: {exc}); "
-            f"tried {_TRIED}"
+            f"{path} looks like {kind} vectors but could not be read ({_one_line(exc)}); "
+            f"the file is damaged or truncated (tried {_TRIED})"
         ) from None
-    if not isinstance(kv, KeyedVectors) or len(kv) == 0:
+    try:  # a damaged pickle can give a KeyedVectors whose insides are missing
+        n = len(kv) if isinstance(kv, KeyedVectors) else 0
+        shape = kv.vectors.shape if n else None
+    except Exception as exc:  # noqa: BLE001
+        raise VectorsError(f"{path} is damaged: it unpickles but holds no usable vectors ({_one_line(exc)})") from None
+    if not n:
         raise VectorsError(f"{path} holds no word vectors (tried {_TRIED})")
+    if shape is None or len(shape) != 2 or shape[0] < n:
+        raise VectorsError(f"{path} is damaged: {n} words but vectors of shape {shape}")
     return kv
+
+
+def _one_line(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0][:160]
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
 # -- checksums -----------------------------------------------------------------
@@ -217,23 +229,48 @@ def phrase_vector(kv, phrase: str) -> np.ndarray | None:
     return _unit(np.mean(vecs, axis=0))
 
 
-def synset_vector(kv, synset) -> np.ndarray | None:
-    """Unit mean of the unit vectors of ``synset``'s lemma names; None if none has a vector."""
+def _lemma_vector(kv, synset) -> np.ndarray | None:
     vecs = [v for v in (phrase_vector(kv, name) for name in synset.lemma_names()) if v is not None]
-    if not vecs:
-        return None
-    return _unit(np.mean(vecs, axis=0))
+    return _unit(np.mean(vecs, axis=0)) if vecs else None
 
 
-def label_vectors(kv, synsets: Sequence) -> tuple[np.ndarray, list]:
+def synset_vector(kv, synset, text: str = "lemmas") -> np.ndarray | None:
+    """Unit label vector of ``synset``; None if its lemma names have no vector.
+
+    ``text="lemmas"`` (the paper): the mean of the unit vectors of its lemma names.
+    The richer :data:`wordnet.label_text.LABEL_TEXTS` add the definition (``GLOSS_WEIGHT``) and the direct
+    hypernyms (``HYPERNYM_WEIGHT``) to that lemma vector, then renormalise.
+    """
+    from .label_text import GLOSS_WEIGHT, HYPERNYM_WEIGHT, check_label_text, gloss_vector, hypernym_vector
+
+    base = _lemma_vector(kv, synset)
+    if base is None or text == "lemmas":
+        return base
+    parts = [base]
+    if "gloss" in check_label_text(text):
+        g = gloss_vector(kv, synset)
+        if g is not None:
+            parts.append(GLOSS_WEIGHT * g)
+    if "hypernyms" in text:
+        h = hypernym_vector(kv, synset)
+        if h is not None:
+            parts.append(HYPERNYM_WEIGHT * h)
+    return _unit(np.sum(parts, axis=0))
+
+
+def label_vectors(kv, synsets: Sequence, text: str = "lemmas") -> tuple[np.ndarray, list]:
     """Vectors of ``synsets`` that have one, and the synsets that do not.
 
     Returns ``(matrix, missing)``: ``matrix`` is (n_found, dim) float32 with one unit row
     per synset that has a vector, in input order; ``missing`` lists the others.
+    ``text`` is one of :data:`wordnet.label_text.LABEL_TEXTS` (see :func:`synset_vector`).
     """
+    from .label_text import check_label_text
+
+    check_label_text(text)
     rows, missing = [], []
     for s in synsets:
-        v = synset_vector(kv, s)
+        v = synset_vector(kv, s, text)
         if v is None:
             missing.append(s)
         else:

@@ -28,24 +28,63 @@ FORMAT_VERSION = 1
 def label_matrix(vectors: np.ndarray) -> np.ndarray:
     """Return ``vectors`` as a C-contiguous float32 matrix with unit-norm rows.
 
-    Zero rows stay zero (they can never win a cosine ranking).
+    Zero rows stay zero (they can never win a cosine ranking). Rows that already are
+    unit (to float32 rounding) are kept bit for bit, so saving and loading a
+    vocabulary changes nothing. A read-only matrix that already is one (float32,
+    C-contiguous: a memory-mapped vocabulary) is returned as is, without a copy;
+    anything else is a fresh array.
     """
     m = np.asarray(vectors, dtype=np.float32)
     if m.ndim != 2:
         raise ValueError(f"label vectors must be 2-D, got shape {m.shape}")
+    sq = _row_norms_squared(m)
+    if np.all((np.abs(sq - 1.0) < 2e-6) | (sq == 0.0)):
+        return m if not m.flags.writeable and m.flags.c_contiguous else np.array(m, dtype=np.float32, order="C")
     norms = np.linalg.norm(m, axis=1, keepdims=True)
     return np.ascontiguousarray(m / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def _row_norms_squared(m: np.ndarray, block: int = 65536) -> np.ndarray:
+    """Squared row norms in float64, a block of rows at a time (no full-size temporary)."""
+    out = np.empty(m.shape[0], np.float64)
+    for s in range(0, m.shape[0], block):
+        part = m[s:s + block]
+        out[s:s + block] = np.einsum("ij,ij->i", part, part, dtype=np.float64)
+    return out
+
+
+SCORE_BLOCK_BYTES = 64 << 20  # scores materialised at a time by top_k (queries are split to fit)
 
 
 def top_k(embeddings: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and cosine scores of the ``k`` best labels for each embedding.
 
     ``embeddings`` is (n, d) and need not be normalised; ``matrix`` comes from
-    :func:`label_matrix`. Returns two (n, k) arrays sorted by decreasing score.
+    :func:`label_matrix`. Returns two (n, k) arrays sorted by decreasing score; ties
+    among the returned labels are broken by the lower row (the ranking of
+    :func:`wordnet.metrics.top_k_from_scores`, which eval uses). Queries are scored a
+    block at a time so a million-label vocabulary never needs an (n, labels) matrix,
+    and the scores are negated in place rather than copied.
     """
-    from .metrics import top_k_from_scores  # plain NumPy; one ranking for predict and eval
-
-    return top_k_from_scores(label_matrix(np.atleast_2d(embeddings)) @ matrix.T, k)
+    q = label_matrix(np.atleast_2d(embeddings))
+    n_cand = matrix.shape[0]
+    k = max(1, min(int(k), n_cand))
+    idx = np.empty((q.shape[0], k), np.int64)
+    scores = np.empty((q.shape[0], k), np.float32)
+    step = max(1, SCORE_BLOCK_BYTES // (4 * max(1, n_cand)))
+    for s in range(0, q.shape[0], step):
+        neg = q[s:s + step] @ matrix.T
+        np.negative(neg, out=neg)
+        if k < n_cand:
+            part = np.argpartition(neg, k - 1, axis=1)[:, :k]
+            part.sort(axis=1)  # row order, so the stable sort below breaks ties by row
+        else:
+            part = np.broadcast_to(np.arange(n_cand), neg.shape).copy()
+        part_neg = np.take_along_axis(neg, part, axis=1)
+        order = np.argsort(part_neg, axis=1, kind="stable")
+        idx[s:s + step] = np.take_along_axis(part, order, axis=1)
+        scores[s:s + step] = -np.take_along_axis(part_neg, order, axis=1)
+    return idx, scores
 
 
 @dataclass
@@ -159,16 +198,34 @@ class Vocabulary:
                     name: [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in f[name][()]]
                     for name in ("wnids", "synsets", "labels", "definitions")
                 }
-                vectors = np.asarray(f["vectors"][()], dtype=np.float32)
+                vectors = _read_vectors(path, f["vectors"])
                 attrs = {k: _plain(v) for k, v in f.attrs.items() if k not in ("format", "format_version")}
         except VocabularyError:
             raise
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
             raise VocabularyError(
                 f"{path} is corrupt or truncated ({exc.__class__.__name__}); rebuild it with `devise vocab build`"
             ) from None
         attrs["path"] = str(path)
-        return cls(vectors=vectors, attrs=attrs, **cols)
+        try:
+            return cls(vectors=vectors, attrs=attrs, **cols)
+        except (VocabularyError, ValueError) as exc:  # columns of different lengths, vectors not 2-D...
+            raise VocabularyError(f"{path} is corrupt ({exc}); rebuild it with `devise vocab build`") from None
+
+
+MMAP_MIN_BYTES = 64 << 20  # vector matrices at least this big are memory-mapped, not read
+
+
+def _read_vectors(path: Path, ds) -> np.ndarray:
+    """The (n, d) float32 vectors: a read-only memory map of the file when the dataset is
+    large, contiguous, uncompressed native float32 (pages load on demand and are shared
+    between processes), else read into memory."""
+    if (ds.ndim == 2 and ds.dtype == np.dtype(np.float32) and ds.chunks is None and ds.compression is None
+            and ds.size * 4 >= MMAP_MIN_BYTES):
+        offset = ds.id.get_offset()
+        if offset is not None:
+            return np.memmap(path, dtype=ds.dtype, mode="r", offset=offset, shape=ds.shape)
+    return np.asarray(ds[()], dtype=np.float32)
 
 
 def _plain(value):

@@ -39,7 +39,7 @@ def describe_synsets(synsets: Sequence, limit: int = MAX_LISTED) -> str:
 
 def build_vocabulary(
     synsets: Sequence, kv, *, vector_source: str | os.PathLike, skip_missing: bool = False,
-    source: str = "",
+    source: str = "", label_text: str = "lemmas",
 ) -> tuple[Vocabulary, list]:
     """A :class:`Vocabulary` of ``synsets`` (duplicates dropped) with vectors from ``kv``.
 
@@ -47,7 +47,8 @@ def build_vocabulary(
     :class:`VectorsError` listing them, unless ``skip_missing`` (then they are left out
     and returned as ``missing``). ``vector_source`` (the vectors file) and its checksum
     are recorded in the vocabulary's attributes, so queries later embed with the same
-    vectors.
+    vectors; so is ``label_text`` (:data:`wordnet.label_text.LABEL_TEXTS`), what each label
+    vector is made of.
     """
     from .labels import display_label, short_definition, wnid_of
     from .vectors import file_checksum, label_vectors
@@ -55,7 +56,7 @@ def build_vocabulary(
     synsets = _unique(synsets)
     if not synsets:
         raise VocabularyError("the synset list is empty; give at least one label")
-    matrix, missing = label_vectors(kv, synsets)
+    matrix, missing = label_vectors(kv, synsets, label_text)
     where = Path(vector_source).name
     if missing and not skip_missing:
         raise VectorsError(
@@ -73,6 +74,7 @@ def build_vocabulary(
         "source": source,
         "requested": len(synsets),
         "skipped": len(missing),
+        "label_text": label_text,
     }
     vocab = Vocabulary(
         wnids=[wnid_of(s) for s in kept],
@@ -144,11 +146,13 @@ def hop_synsets(wn, hops: int, seen: str | os.PathLike, universe: str | os.PathL
 
 
 # -- queries -----------------------------------------------------------------------
-def query_vector(kv, query: str, vocab: Vocabulary | None = None, wn=None) -> np.ndarray:
+def query_vector(kv, query: str, vocab: Vocabulary | None = None, wn=None,
+                 label_text: str | None = None) -> np.ndarray:
     """Embed a nearest-label query: a wnid or synset name, else a word or phrase.
 
     A synset already in ``vocab`` uses its stored vector (no WordNet needed); another
-    synset gets :func:`~wordnet.vectors.synset_vector`; words get their (phrase) vector.
+    synset gets :func:`~wordnet.vectors.synset_vector` (with ``label_text``, by default the
+    vocabulary's own); words get their (phrase) vector.
     ``wn`` is a WordNet reader or a callable returning one (loaded only when needed).
     """
     from .labels import SYNSET_NAME_RE, WNID_RE
@@ -166,7 +170,8 @@ def query_vector(kv, query: str, vocab: Vocabulary | None = None, wn=None) -> np
 
         reader = wn() if callable(wn) else wn
         synset = resolve_label(reader, q)
-        v = synset_vector(kv, synset)
+        text = label_text or (str(vocab.attrs.get("label_text", "lemmas")) if vocab is not None else "lemmas")
+        v = synset_vector(kv, synset, text)
         if v is None:
             raise VectorsError(f"{synset.name()} has no vector in these word vectors; query a word instead")
         return v

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The emoji benchmark averaged over several seen/unseen concept splits (issue 5's aim: zero-shot
+# hit@5 >= 5x chance over >= 5 splits). One split is a coin flip (+-5 points at hit@5), so each
+# split trains its own model: the unseen concepts of a split are never seen in its training.
+#
+# Per split K, two stages (each skipped when its bundle is already complete, so a stopped run
+# continues where it was):
+#   1. softmax pre-training (phase 0) of the backbone on the seen concepts  -> $OUT/models/split-K-pre
+#   2. head + fine-tune from that backbone with the variant's label text and loss
+#                                                                -> $OUT/<variant>/models/split-K
+# then eval on the seen concepts in the held-out style and on the unseen concepts (zero-shot and
+# generalised, calibrated on held-out-style seen images); scripts/summarise_splits.py prints the table.
+# Stage 1 does not depend on the variant, so variants share it.
+#
+#   scripts/emoji_splits.sh                   # 5 splits, defaults below (about 12 min a split on 2 cores)
+#   DEVISE_LABEL_TEXT=lemmas DEVISE_LOSS=sum scripts/emoji_splits.sh   # the paper's label vectors, summed hinge
+#   DEVISE_ONLY_SPLITS="3 4" scripts/emoji_splits.sh    # some splits only (e.g. on another machine)
+set -euo pipefail
+OUT="${DEVISE_SPLITS_DIR:-runs/emoji-splits}"
+N="${DEVISE_SPLITS:-5}"
+TEXT="${DEVISE_LABEL_TEXT:-lemmas+gloss+hypernyms}"
+LOSS="${DEVISE_LOSS:-sampled}"
+VARIANT="$OUT/${TEXT//+/-}_$LOSS"
+MODELS="$OUT/models"
+EPOCHS0="${DEVISE_PRETRAIN_EPOCHS:-25}"
+COMMON=(--backbone mobilenet_v2 --alpha 0.5 --image-size 64 --seed 0)
+complete() { python -c "import json,sys; sys.exit(0 if json.load(open('$1/config.json')).get('complete') else 1)" 2>/dev/null; }
+mkdir -p "$OUT" "$MODELS" "$VARIANT/models"
+
+devise vectors train
+[ -f "$OUT/emoji/splits/split-$((N - 1))/train.csv" ] || devise data emoji "$OUT/emoji" --size 64 --split-seed 0 --splits "$N"
+
+for k in ${DEVISE_ONLY_SPLITS:-$(seq 0 $((N - 1)))}; do
+  split="$OUT/emoji/splits/split-$k"
+  echo "==> split $k ($(wc -l < "$split/unseen.txt") unseen concepts)"
+  complete "$MODELS/split-$k-pre" || devise train "$split/train.csv" --output "$MODELS/split-$k-pre" --overwrite \
+    "${COMMON[@]}" --weights none --pretrain-epochs "$EPOCHS0" --head-epochs 1 --finetune-epochs 0
+  model="$VARIANT/models/split-$k"
+  complete "$model" || devise train "$split/train.csv" --output "$model" --overwrite \
+    "${COMMON[@]}" --weights "$MODELS/split-$k-pre" --label-text "$TEXT" --loss "$LOSS" \
+    --pretrain-epochs 0 --head-epochs 20 --finetune-epochs 2
+  devise vocab build "$VARIANT/unseen-$k.h5" --synsets "$split/unseen.txt" --label-text "$TEXT"
+  devise eval "$split/test_seen_style.csv" --model "$model" --k 1,2,5 --hierarchical \
+    --baseline softmax --json "$VARIANT/seen-$k.json" > /dev/null
+  devise eval "$split/test_unseen.csv" --model "$model" --vocab "$VARIANT/unseen-$k.h5" --k 1,2,5,10 \
+    --hierarchical --baseline conse --calibration-data "$split/test_seen_style.csv" \
+    --json "$VARIANT/unseen-$k.json" > /dev/null
+done
+if [ -z "${DEVISE_ONLY_SPLITS:-}" ]; then python "$(dirname "$0")/summarise_splits.py" "$VARIANT" --splits "$N"; fi
