@@ -115,8 +115,8 @@ def _report(stats, index_path: Path, seconds: float) -> None:
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a self-contained HTML page of thumbnails and scores.")
 @click.option("--approx", is_flag=True, envvar="DEVISE_APPROX",
-              help="Approximate search for very large indexes (HNSW graph via hnswlib, built once per index "
-                   "version and cached in the data home); scores stay exact cosines.")
+              help="Approximate search for very large indexes (a faiss inverted-file index, built once per "
+                   "index version and cached in the data home); scores stay exact cosines.")
 @domain_errors
 def search(index_path, query, model_path, vectors, top, as_json, html_file, approx):
     """Rank the images of INDEX by similarity to QUERY.

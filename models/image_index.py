@@ -109,8 +109,8 @@ class ImageIndex:
         """Rows and cosine scores of the ``k`` images nearest ``query``, best first.
 
         Exact by default: one matrix product and a top-k over every image. With
-        ``approx`` an HNSW graph (:mod:`wordnet.ann`, cached in the data home per index
-        file version) proposes candidates that are re-scored exactly.
+        ``approx`` a faiss inverted-file index (:mod:`wordnet.ann`, cached in the data home per
+        index file version) proposes candidates that are re-scored exactly.
         """
         self.require_images()
         query = np.asarray(query, np.float32).reshape(1, -1)

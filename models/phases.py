@@ -108,10 +108,10 @@ def batchnorm(ctx) -> None:
     ctx.reporter.message(f"BatchNorm statistics recomputed on {len(images)} training images ({batches} batches)")
 
 
-def _features(ctx, items, name: str, infer):
+def _features(ctx, items, name: str, infer, digest: str):
     cfg, model = ctx.cfg, ctx.model
     paths, labels = _split(items)
-    key = cache_key(model.get_config(), weights_digest(model.backbone), [str(p) for p in paths], cfg.image_size)
+    key = cache_key(model.get_config(), digest, [str(p) for p in paths], cfg.image_size)
     update = ctx.reporter.task(f"features ({name})", len(paths))
     feats, idx = cached_features(model.feature_extractor, paths, image_size=cfg.image_size,
                                  batch_size=cfg.batch_size, cache_dir=ctx.ckpt / "features", name=name,
@@ -127,12 +127,13 @@ def head(ctx) -> None:
     ctx.model.backbone.trainable = False
     ctx.reporter.message(f"phase 1: head on cached features, {cfg.head_epochs} epoch(s)")
     infer = inference_function(ctx.model.feature_extractor)
-    x, y = _features(ctx, ctx.train, "train", infer)
+    digest = weights_digest(ctx.model.backbone)  # once: hashing every backbone weight is not free
+    x, y = _features(ctx, ctx.train, "train", infer, digest)
     if len(x) == 0:
         raise DeviseError("no training image could be decoded")
     val = None
     if ctx.val:
-        vx, vy = _features(ctx, ctx.val, "val", infer)
+        vx, vy = _features(ctx, ctx.val, "val", infer, digest)
         val = (vx, {"embedding": vy, "probs": vy}) if len(vx) else None
     model = ctx.model.head_on_features()
     with ctx.strategy.scope():
@@ -173,7 +174,8 @@ def refit_softmax(ctx) -> None:
     cfg, model = ctx.cfg, ctx.model
     ctx.reporter.message("refitting the softmax head on the fine-tuned backbone's features")
     model.backbone.trainable = False
-    x, y = _features(ctx, ctx.train, "train-final", inference_function(model.feature_extractor))
+    x, y = _features(ctx, ctx.train, "train-final", inference_function(model.feature_extractor),
+                     weights_digest(model.backbone))
     feats = keras.Input((model.feature_dim,), name="features")
     dropped = keras.layers.Dropout(cfg.dropout)(feats)
     softmax = keras.Model(feats, model.get_layer("probs")(dropped), name="softmax_head")

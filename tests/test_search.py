@@ -387,10 +387,9 @@ def test_image_query_needs_a_model_it_can_find(env, tmp_path):
 
 
 def test_approx_search_agrees_on_a_small_index_and_is_cached(env, devise_home):
-    pytest.importorskip("hnswlib")
     exact = search_json(env, "tiger", "--top", 5)
     approx = search_json(env, "tiger", "--top", 5, "--approx")
     assert [r["path"] for r in approx["results"]] == [r["path"] for r in exact["results"]]
     np.testing.assert_allclose([r["score"] for r in approx["results"]], [r["score"] for r in exact["results"]],
                                atol=1e-5)
-    assert len(list((devise_home / "indexes").glob("photos-*.hnswlib"))) == 1  # built once, cached
+    assert len(list((devise_home / "indexes").glob("photos-*.faiss"))) == 1  # built once, cached

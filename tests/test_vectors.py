@@ -197,3 +197,18 @@ def test_vectors_train_small_on_wordnet_only(tmp_path):
                         lines[4])
     kv = load_vectors(out)
     assert kv.vector_size == 24 and "tiger" in kv.key_to_index and "snow_leopard" in kv.key_to_index
+
+
+def test_file_checksum_is_cached_on_disk(tmp_path, monkeypatch):
+    import wordnet.vectors as V
+
+    f = tmp_path / "v.txt"
+    f.write_text("2 2\na 1 0\nb 0 1\n")
+    first = file_checksum(f)
+    assert first == "sha256:" + __import__("hashlib").sha256(f.read_bytes()).hexdigest()
+    V._CHECKSUMS.clear()  # a new process: only the data home's cache remains
+    monkeypatch.setattr(V.hashlib, "sha256", lambda: (_ for _ in ()).throw(AssertionError("hashed again")))
+    assert file_checksum(f) == first
+    f.write_text("2 2\na 1 0\nb 0 2\n")  # a changed file (size or mtime) is hashed again
+    with pytest.raises(AssertionError, match="hashed again"):
+        file_checksum(f)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import gzip
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -20,7 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import VectorsError
-from .home import data_home
+from .home import atomic_write, data_home
 
 DEFAULT_VECTORS_NAME = "skipgram-300.kv"
 FASTTEXT_MAGIC = np.int32(793712314).tobytes()  # first 4 bytes of a fastText .bin
@@ -168,13 +169,19 @@ _CHECKSUMS: dict[tuple, str] = {}
 def file_checksum(path: str | os.PathLike) -> str:
     """``sha256:<hex>`` of a file (and of gensim's ``<file>.*.npy`` side files), streamed.
 
-    Cached per process by (path, size, mtime), so asking twice is free.
+    Cached by (path, size, mtime) in the process and in ``$DEVISE_HOME/checksums.json``,
+    so a vectors file of hundreds of MB is hashed once, not on every command.
     """
     path = Path(path).resolve()
     parts = [path] + sorted(path.parent.glob(glob.escape(path.name) + ".*.npy"))
     key = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in parts)
     if key in _CHECKSUMS:
         return _CHECKSUMS[key]
+    disk_key = json.dumps(key)
+    known = _read_checksum_cache()
+    if disk_key in known:
+        _CHECKSUMS[key] = known[disk_key]
+        return known[disk_key]
     h = hashlib.sha256()
     for p in parts:
         with open(p, "rb") as fh:
@@ -182,7 +189,28 @@ def file_checksum(path: str | os.PathLike) -> str:
                 h.update(block)
     digest = "sha256:" + h.hexdigest()
     _CHECKSUMS[key] = digest
+    _write_checksum_cache({**known, disk_key: digest})
     return digest
+
+
+def _checksum_cache_path() -> Path:
+    return data_home() / "checksums.json"
+
+
+def _read_checksum_cache() -> dict:
+    try:
+        data = json.loads(_checksum_cache_path().read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}  # missing or damaged: only a cache, rebuilt as files are hashed
+
+
+def _write_checksum_cache(entries: dict) -> None:
+    try:
+        with atomic_write(_checksum_cache_path(), "w") as fh:
+            json.dump(dict(list(entries.items())[-256:]), fh)
+    except OSError:
+        pass  # a read-only data home just means hashing again next time
 
 
 # -- synset vectors --------------------------------------------------------------
