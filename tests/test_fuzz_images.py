@@ -8,31 +8,21 @@ run (10,000+ cases) is ``python scripts/fuzz_images.py --cases 10000``.
 """
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from script_modules import load_script
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fuzz_images.py"
 TIME_LIMIT = 10.0  # seconds per case: far above the slowest seen (~0.2 s), far below a hang
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("fuzz_images", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("fuzz_images", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-fz = _load_script()
+fz = load_script("fuzz_images")
 SEEDS = fz.seed_images()
 NAMES = sorted(SEEDS)
 

@@ -7,28 +7,18 @@ exactly once, the bundle loads and embeds images, no temporary or lock file is l
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
+from script_modules import load_script
 
 pytest.importorskip("tensorflow")
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "kill_resume.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("kill_resume", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("kill_resume", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_sigkill_in_a_checkpoint_write_and_in_phase_2_then_resume(tmp_path):
-    kr = load_script()
+    kr = load_script("kill_resume")
     lines = []
     summary = kr.kill_and_resume(tmp_path, ["write", "phase2"], seed=0, head_epochs=2, finetune_epochs=2,
                                  say=lines.append)
@@ -43,7 +33,7 @@ def test_sigkill_in_a_checkpoint_write_and_in_phase_2_then_resume(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_four_kills_anywhere(tmp_path):
-    kr = load_script()
+    kr = load_script("kill_resume")
     summary = kr.kill_and_resume(tmp_path, ["phase1", "anywrite", "write", "phase2"], seed=1,
                                  head_epochs=3, finetune_epochs=3, say=lambda line: None)
     assert summary["kills"] >= 3
