@@ -22,7 +22,6 @@ beside it): a second run into the same folder is refused, not interleaved.
 """
 from __future__ import annotations
 
-import contextlib
 import glob
 import math
 import time
@@ -39,6 +38,7 @@ from wordnet.vocab import Vocabulary
 from . import bundle as B
 from .callbacks import load_state, remove_backup, save_state, save_weights_atomic
 from .config import TrainConfig
+from .distribute import distribution_strategy, precision
 from .pipeline import FailureLog
 from .progress import Reporter
 
@@ -143,8 +143,8 @@ def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resum
     keras.utils.set_random_seed(cfg.seed)
     log = FailureLog(on_new=reporter.failure)
     seconds: dict[str, float] = {}
-    with _precision(cfg.mixed_precision):
-        strategy = _strategy(cfg.strategy)
+    with precision(cfg.mixed_precision):
+        strategy = distribution_strategy(cfg.strategy)
         with strategy.scope():  # models, optimizers (built lazily in fit) and metrics all live in it
             model = _build_or_restore(cfg, vocab, out)
             ctx = RunContext(cfg, vocab, out, model, train, val, log, reporter, list(callbacks or []), strategy)
@@ -278,47 +278,3 @@ def _write_config(out, cfg, vocab, provenance, train, val, *, complete, log=None
                      "numpy": np.__version__},
     }
     B.write_config(out, config)
-
-
-@contextlib.contextmanager
-def _precision(mixed: bool):
-    import keras
-
-    if not mixed:
-        yield
-        return
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-def _strategy(name: str):
-    """A ``tf.distribute`` strategy: auto = mirrored over all GPUs when there are several."""
-    import keras
-
-    from wordnet.errors import DeviseError
-
-    if keras.backend.backend() != "tensorflow":
-        if name not in ("auto", "one"):
-            raise DeviseError(f"--strategy {name} needs the TensorFlow backend (KERAS_BACKEND=tensorflow)")
-        return _NoStrategy()
-    import tensorflow as tf
-
-    if name == "auto":
-        gpus = tf.config.list_logical_devices("GPU")
-        return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi-worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-class _NoStrategy:
-    """Stand-in for JAX/torch backends, which have no ``tf.distribute``."""
-
-    def scope(self):
-        return contextlib.nullcontext()
