@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
 from .errors import VectorsError
-from .vectors import _case_variants, _lemma_vector, _unit
+
+# numpy and .vectors are imported inside the functions: the CLI reads LABEL_TEXTS for its
+# --label-text choices, and `devise --help` must not pay for numpy.
 
 # What a label vector is made of (``--label-text``). "lemmas" is the paper's: the label's
 # own names. The richer texts add WordNet's words about the label, which carry the
@@ -35,6 +35,8 @@ def check_label_text(text: str) -> str:
 def _word_frequency(kv):
     """word -> relative frequency from the vectors' own counts (gensim stores them; files
     without counts get gensim's rank-ordered stand-ins), cached on ``kv``."""
+    import numpy as np
+
     freq = getattr(kv, "_devise_frequency", None)
     if freq is None:
         try:
@@ -49,6 +51,10 @@ def _word_frequency(kv):
 def gloss_vector(kv, synset) -> np.ndarray | None:
     """Unit SIF-weighted mean of the definition's word vectors (Arora et al., 2017): frequent
     words ("of", "a", "used") count for little without a stop list; None if no word has one."""
+    import numpy as np
+
+    from .vectors import _case_variants, _unit
+
     freq = _word_frequency(kv)
     vecs, weights = [], []
     for word in re.findall(r"[A-Za-z][A-Za-z'-]*", synset.definition()):
@@ -67,6 +73,9 @@ def gloss_vector(kv, synset) -> np.ndarray | None:
 
 def hypernym_vector(kv, synset) -> np.ndarray | None:
     """Unit mean of the lemma vectors of ``synset``'s direct (and instance) hypernyms."""
+    import numpy as np
+
+    from .vectors import _lemma_vector, _unit
     parents = synset.hypernyms() + synset.instance_hypernyms()
     vecs = [v for v in (_lemma_vector(kv, p) for p in parents) if v is not None]
     return _unit(np.mean(vecs, axis=0)) if vecs else None
