@@ -87,7 +87,7 @@ def random_vocab(n_labels: int, dim: int, seed: int = 1):
 def make_bundle(folder: Path, backbone: str, size: int, dim: int, n_labels: int, options: dict | None = None) -> Path:
     """Write a complete bundle (random weights) and return its folder (reused if present)."""
     from models.bundle import MODEL_FILE, write_config
-    from models.head import build_devise
+    from models.net.devise_model import build_devise
 
     if (folder / MODEL_FILE).is_file():
         return folder

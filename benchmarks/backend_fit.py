@@ -51,7 +51,7 @@ def plain_model(args, dim: int):
     """keras.applications backbone + the same head layers, nothing of ours."""
     import keras
 
-    from models.backbones import build_backbone
+    from models.net.backbones import build_backbone
 
     options = {"alpha": args.alpha} if args.alpha else {}
     net = build_backbone(args.backbone, args.image_size, weights=None, options=options)
@@ -84,8 +84,8 @@ def main() -> None:
 
     import keras
 
-    from models.head import DeviseModel
-    from models.losses import HingeRankLoss, HitAtK
+    from models.net.devise_model import DeviseModel
+    from models.net.losses import HingeRankLoss, HitAtK
 
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")

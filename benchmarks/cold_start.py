@@ -29,7 +29,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 import keras
-import models.head, models.backbones  # registers the saved model's classes (the script needs them too)
+import models.net.devise_model, models.net.backbones  # registers the saved model's classes (the script needs them too)
 from PIL import Image
 m = keras.saving.load_model(sys.argv[1], compile=False)
 x = np.asarray(Image.open(sys.argv[2]).convert("RGB").resize((int(sys.argv[3]),) * 2), np.float32)[None]

@@ -91,9 +91,9 @@ def other_libs(libs: list[str], matrix: np.ndarray, q: np.ndarray, exact_idx, ex
         gc.collect()
         t = time.perf_counter()
         if lib == "hnswlib":
-            from wordnet.ann import LabelIndex
+            from wordnet.ann import VectorIndex
 
-            idx = LabelIndex.build(matrix, threads=threads)
+            idx = VectorIndex.build(matrix, threads=threads)
             build = time.perf_counter() - t
             search = lambda: idx.search(q, k)[0]  # noqa: E731
         elif lib == "faiss":
@@ -151,10 +151,10 @@ def main(argv=None) -> int:
         worst = max(worst, ratio)
         line = f"{len(vocab):>10,} {source:<16}{secs['ours'] * 1e3:>9.1f}{secs['numpy'] * 1e3:>10.1f}{ratio:>9.2f}"
         if args.approx and n >= 50_000:
-            from wordnet.ann import LabelIndex
+            from wordnet.ann import VectorIndex
 
             t = time.perf_counter()
-            index = LabelIndex.build(vocab.vectors, threads=args.threads)
+            index = VectorIndex.build(vocab.vectors, threads=args.threads)
             build = time.perf_counter() - t
             a = timed({"a": lambda: index.search(q, args.k)}, args.repeats)["a"]
             rec = recall(index.search(q, args.k)[0], vocab.top_k(q, args.k)[0])

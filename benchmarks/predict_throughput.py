@@ -3,7 +3,7 @@
 "predict" is what the command does after loading: expand the image arguments, decode
 each file (PIL in parallel tf.data threads), run the bundle's compiled DeViSE model,
 score a vocabulary (matmul + top-k), map rows to WordNet ids/labels and render one JSON
-line per image (to a null stream) — ``devise_cli.predict_cmds.predictions``. "bare" is
+line per image (to a null stream) — ``devise.prediction.predictions``. "bare" is
 the same ``keras.applications`` backbone (+ global pooling) called with
 ``predict_on_batch`` on already-decoded uint8 batches of the same size: the limit.
 "devise fwd" is the whole DeViSE model on decoded batches (the head's own cost).
@@ -30,10 +30,11 @@ from _common import machine_line, make_bundle, make_images, timed  # noqa: E402
 def bench(backbone: str, args, tmp: Path, paths: list[Path]) -> dict:
     import keras
 
-    from devise_cli.predict_cmds import predictions
-    from models.backbones import build_backbone
+    from devise.prediction import predictions
     from models.bundle import load_bundle
-    from models.data import expand_image_paths, load_image
+    from models.data.datasets import expand_image_paths
+    from models.data.images import load_image
+    from models.net.backbones import build_backbone
 
     bundle = load_bundle(make_bundle(tmp / f"bundle_{backbone}", backbone, args.size, args.dim, args.labels))
     vocab = bundle.vocab

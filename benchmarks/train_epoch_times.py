@@ -72,11 +72,11 @@ def main():
 
     import keras
 
-    from models.batchnorm import recompute_batchnorm_statistics
-    from models.features import cached_features
-    from models.head import DeviseModel
-    from models.losses import HingeRankLoss
-    from models.pipeline import FailureLog, decode_all, image_dataset
+    from models.data.pipeline import FailureLog, decode_all, image_dataset
+    from models.net.devise_model import DeviseModel
+    from models.net.losses import HingeRankLoss
+    from models.training.batchnorm import recompute_batchnorm_statistics
+    from models.training.features import cached_features
 
     print(f"machine: {machine_line()}", flush=True)
     items = make_workload(Path(args.root) / "data", args.classes, args.per_class, args.size)
@@ -148,7 +148,7 @@ def main():
     m.backbone.trainable = True
     timed_fraction(m.classifier, dict(optimizer=keras.optimizers.Adam(1e-3),
                                       loss="sparse_categorical_crossentropy"), "pretrain")
-    from models.batchnorm import batchnorm_layers
+    from models.training.batchnorm import batchnorm_layers
 
     for layer in batchnorm_layers(m.backbone):
         layer.trainable = False

@@ -1,3 +1,6 @@
-"""devise_cli: the ``devise`` command line (Click glue only; the work is in ``wordnet`` and ``models``)."""
+"""devise_cli: the ``devise`` command line — Click glue over the :mod:`devise` API (parse, call, render).
 
-__version__ = "0.1.0"
+Importing :mod:`devise` first binds ``models`` and ``wordnet`` to devise's own packages,
+so the commands never depend on what the working directory holds.
+"""
+import devise  # noqa: F401

@@ -12,7 +12,7 @@ import warnings
 
 import click
 
-from . import __version__
+from wordnet.base.version import __version__
 
 # command name -> "module:attribute"; loaded lazily so one broken optional module
 # never breaks the others, and help stays fast.
@@ -21,8 +21,8 @@ COMMANDS = {
     "vectors": "devise_cli.vectors_cmds:vectors_group",
     "vocab": "devise_cli.vocab_cmds:vocab_group",
     "train": "devise_cli.train_cmd:train",
-    "predict": "devise_cli.predict_cmds:predict",
-    "eval": "devise_cli.predict_cmds:evaluate",
+    "predict": "devise_cli.predict_cmd:predict",
+    "eval": "devise_cli.eval_cmd:evaluate",
     "data": "devise_cli.data_cmds:data_group",
     "index": "devise_cli.search_cmds:index",
     "search": "devise_cli.search_cmds:search",
@@ -65,9 +65,9 @@ def main():
     Examples:
       devise vectors train                     # offline skip-gram vectors
       devise vocab build nouns.h5 --all-nouns  # every WordNet noun
-      devise train data/ --output models/mine
-      devise predict photo.jpg --model models/mine --top 5
-      devise eval test/ --model models/mine --hierarchical
+      devise train data/ --output runs/mine
+      devise predict photo.jpg --model runs/mine --top 5
+      devise eval test/ --model runs/mine --hierarchical
     """
     quiet_frameworks()
 

@@ -10,8 +10,11 @@ import sys
 
 import click
 
-from wordnet.errors import DeviseError
-from wordnet.label_text import LABEL_TEXTS  # numpy only: no gensim at import
+from wordnet.base.errors import DeviseError, UsageError
+from wordnet.vectors.label_text import LABEL_TEXTS  # numpy only: no gensim at import
+
+# exit code of predict, eval and index when the command finished but some images could not be read
+EXIT_SOME_IMAGES_FAILED = 3
 
 
 def console(stderr: bool = False):
@@ -28,6 +31,8 @@ def domain_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
+        except UsageError as exc:
+            raise click.UsageError(str(exc)) from None
         except DeviseError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:  # unwritable output folder, full disk, unreadable input...

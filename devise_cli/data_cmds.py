@@ -1,14 +1,13 @@
 """``devise data``: build benchmark datasets from art packages installed on this machine."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from wordnet.emoji_sources import STYLES as ALL_STYLES  # light: no PIL or resvg at import
-
-from .common import console, domain_errors
+from devise_cli.common import domain_errors
+from devise_cli.progress import progress_bar
+from wordnet.datasets.emoji_sources import STYLES as ALL_STYLES  # light: no PIL or resvg at import
 
 
 def _csv_list(ctx, param, value):
@@ -80,9 +79,9 @@ def emoji(out, size, sources, concepts, min_styles, split_seed, n_splits, unseen
       devise data emoji data/emoji --size 64 --split-seed 1
       devise data emoji /tmp/few --concepts tiger,dog,guitar,violin --min-styles 1
     """
-    from wordnet.emoji_concepts import load_concepts
-    from wordnet.emoji_dataset import build_emoji_dataset
-    from wordnet.emoji_sources import open_sources
+    from wordnet.datasets.emoji import build_emoji_dataset
+    from wordnet.datasets.emoji_concepts import load_concepts
+    from wordnet.datasets.emoji_sources import open_sources
 
     unknown = [s for s in (sources or []) if s not in ALL_STYLES]
     if unknown:
@@ -94,16 +93,11 @@ def emoji(out, size, sources, concepts, min_styles, split_seed, n_splits, unseen
     for message in skipped:
         click.echo(f"skipped {message}")
 
-    from rich.progress import Progress
-
-    with Progress(console=console(stderr=True), transient=True,
-                  disable=not sys.stderr.isatty()) as progress:
-        task = progress.add_task("rendering", total=len(table_rows))
+    with progress_bar("rendering", len(table_rows)) as update:
         result = build_emoji_dataset(
             out, table_rows, opened, size=size, min_styles=min_styles, split_seed=split_seed,
             n_splits=n_splits, unseen_fraction=unseen_fraction, heldout_style=heldout_style,
-            workers=workers,
-            on_concept=lambda done, total: progress.update(task, completed=done, total=total))
+            workers=workers, on_concept=update)
     _report(result, len(opened))
 
 
@@ -157,8 +151,8 @@ def icons(out, size, sets, concepts, min_sets, split_seed, n_splits, unseen_frac
       npm install @iconify/json
       devise data icons data/icons --size 64
     """
-    from wordnet.corpus import load_wordnet
-    from wordnet.icon_pool import HOW_TO_GET, build_icon_dataset, iconify_collections, usable_collections
+    from wordnet.datasets.icons import HOW_TO_GET, build_icon_dataset, iconify_collections, usable_collections
+    from wordnet.reader import load_wordnet
 
     wn = load_wordnet()
     table_rows = _select_concepts(_load_table(wn, table), concepts)
@@ -175,16 +169,11 @@ def icons(out, size, sets, concepts, min_sets, split_seed, n_splits, unseen_frac
                    f"programming sets; {len(by_licence)} for their licence"
                    + (f" ({'; '.join(by_licence)})" if by_licence else ""))
 
-    from rich.progress import Progress
-
-    with Progress(console=console(stderr=True), transient=True,
-                  disable=not sys.stderr.isatty()) as progress:
-        task = progress.add_task("rendering", total=len(kept))
+    with progress_bar("rendering", len(kept)) as update:
         result = build_icon_dataset(
             out, wn, table_rows, kept, size=size, min_sets=min_sets, split_seed=split_seed,
             n_splits=n_splits, unseen_fraction=unseen_fraction, heldout_style=heldout_style,
-            on_set=lambda done, total, prefix: progress.update(task, completed=done,
-                                                               description=prefix))
+            on_set=lambda done, total, prefix: update(done, total, prefix))
     counts = result.per_style()
     per_concept = {}
     for row in result.images:
@@ -202,13 +191,13 @@ def icons(out, size, sets, concepts, min_sets, split_seed, n_splits, unseen_frac
 
 
 def _load_table(wn, table):
-    from wordnet.emoji_concepts import load_concepts
+    from wordnet.datasets.emoji_concepts import load_concepts
 
     return load_concepts(wn, table)
 
 
 def _select_concepts(rows, wanted):
-    from wordnet.errors import DatasetError
+    from wordnet.base.errors import DatasetError
 
     if not wanted:
         return rows

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from wordnet.home import atomic_path, atomic_write
+from wordnet.base.files import atomic_path, atomic_write
 
 METHOD_ORDER = ("devise", "devise+cal", "conse", "conse+cal", "softmax", "chance")
 MAX_LISTED_FAILURES = 20

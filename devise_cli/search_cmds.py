@@ -1,4 +1,4 @@
-"""``devise index`` and ``devise search``: Click glue over :mod:`models.image_index`.
+"""``devise index`` and ``devise search``: Click glue over :mod:`devise.search`.
 
 A trained model puts photos and words in one space; ``index`` embeds a collection once,
 ``search`` ranks it by a word, phrase, synset, wnid or another image. Text queries need
@@ -10,26 +10,16 @@ listed; the others are indexed), as for ``predict``.
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
 import click
 
-from .common import console, domain_errors, echo_json
-from .predict_cmds import EXIT_SOME_IMAGES_FAILED
+from devise_cli.common import EXIT_SOME_IMAGES_FAILED, console, domain_errors, echo_json
+from devise_cli.progress import progress_bar
 
 MODEL_HELP = "Model bundle folder written by `devise train`."
-
-
-def _progress(total: int):
-    """A rich progress bar on stderr (shown on a terminal only) and its task."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("embedding images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   console=console(stderr=True), transient=True, disable=not sys.stderr.isatty())
-    return bar, bar.add_task("images", total=total)
 
 
 # -- index ----------------------------------------------------------------------------
@@ -53,33 +43,17 @@ def index(photos, model_path, index_path, batch_size, rebuild):
 
     \b
     Examples:
-      devise index ~/Pictures --model models/mine --output pictures.h5
-      devise index --model models/mine --output pictures.h5   # update after adding photos
+      devise index ~/Pictures --model runs/mine --output pictures.h5
+      devise index --model runs/mine --output pictures.h5   # update after adding photos
     """
-    from models.data import expand_image_paths
-    from models.image_index import check_output, model_checksum
-    from models.indexing import update_index
+    from devise.search import index_images
 
-    old = check_output(index_path, rebuild)
-    if not photos:
-        if old is None or not old.attrs.get("sources"):
-            raise click.UsageError("give the PHOTOS to index (files, folders or globs)")
-        photos = tuple(old.attrs["sources"])
-    paths = expand_image_paths(photos)
-    if not paths:
-        raise click.ClickException("no image files found in " + " ".join(photos))
-    if old is not None:  # a wrong model fails before TensorFlow loads
-        old.check_model(model_checksum(model_path), model_path)
-    from models.bundle import load_bundle
-
-    bundle = load_bundle(model_path)
-    sources = [os.path.abspath(os.path.expanduser(p)) for p in photos]
-    bar, task = _progress(len(paths))
-    start = time.perf_counter()
-    with bar:
-        stats = update_index(bundle, paths, index_path, old=old, sources=sources, batch_size=batch_size,
-                             progress=lambda done, total: bar.update(task, completed=done, total=total))
-    seconds = time.perf_counter() - start
+    clock = {"start": time.perf_counter()}
+    with progress_bar("embedding images") as update:
+        stats = index_images(photos, model_path, index_path, batch_size=batch_size, rebuild=rebuild,
+                             progress=lambda done, total: update(done, total),
+                             on_model=lambda _bundle: clock.update(start=time.perf_counter()))  # time embedding only
+    seconds = time.perf_counter() - clock["start"]
     _report(stats, index_path, seconds)
     if stats.failures:
         sys.exit(EXIT_SOME_IMAGES_FAILED)
@@ -133,91 +107,23 @@ def search(index_path, query, model_path, vectors, top, as_json, html_file, appr
       devise search pictures.h5 holiday/cat.jpg --html similar.html
       devise search million.h5 "fire engine" --approx
     """
-    from models.image_index import ImageIndex, model_checksum
+    from devise.search import search as search_index
 
-    idx = ImageIndex.load(index_path)
-    idx.require_images()
-    if model_path is not None:
-        idx.check_model(model_checksum(model_path), model_path)
-    image = _image_query(query)
-    if image is not None:
-        qvec = _embed_image(idx, image, model_path)
-    else:
-        qvec = _embed_text(idx, query, vectors)
-    rows, scores = idx.search(qvec, top, approx=approx)
-    results = [{"rank": r + 1, "path": idx.paths[i], "score": round(float(s), 6)}
-               for r, (i, s) in enumerate(zip(rows, scores))]
-    kind = "image" if image is not None else "text"
+    found = search_index(index_path, query, top=top, model=model_path, vectors=vectors, approx=approx,
+                         warn=lambda text: click.echo(f"warning: {text}", err=True))
+    results = found["results"]
     if html_file is not None:
         from .search_html import write_page
 
-        write_page(html_file, query, kind, results, index_path, len(idx), query_image=image)
+        image = Path(found["query_image"]) if found["query_image"] else None
+        write_page(html_file, query, found["kind"], results, index_path, found["images"], query_image=image)
     if as_json:
-        echo_json({"index": str(index_path), "query": query, "kind": kind, "images": len(idx), "results": results})
+        echo_json({"index": str(index_path), "query": query, "kind": found["kind"], "images": found["images"],
+                   "results": results})
         return
-    _print_table(query, results, index_path, len(idx))
+    _print_table(query, results, index_path, found["images"])
     if html_file is not None:
         click.echo(f"wrote {html_file}")
-
-
-def _image_query(query: str) -> Path | None:
-    """QUERY as an image file, or None for a text query; a missing image path is an error."""
-    from models.data import IMAGE_EXTENSIONS
-    from wordnet.errors import ImageError
-
-    path = Path(query).expanduser()
-    if path.is_file():
-        return path
-    if path.suffix.lower() in IMAGE_EXTENSIONS:
-        raise ImageError(f"{query}: no such image file")
-    return None
-
-
-def _embed_image(idx, image: Path, model_path: Path | None):
-    from models.bundle import load_bundle
-    from models.image_index import ImageIndexError, model_checksum
-    from wordnet.errors import ImageError
-
-    if model_path is None:
-        model_path = Path(idx.attrs.get("model_path", ""))
-        if not (model_path / "model.keras").is_file():
-            raise ImageIndexError(f"{idx.location} was built with model {model_path}, which cannot be found; "
-                                  f"pass --model to embed the query image")
-        idx.check_model(model_checksum(model_path), model_path)
-    res = load_bundle(model_path).run([image], batch_size=1)
-    if res.failures:
-        raise ImageError(f"{image}: {res.failures[0][1]}")
-    return res.embeddings[0]
-
-
-def _embed_text(idx, query: str, vectors: Path | None):
-    from wordnet.errors import DimensionMismatchError, VectorsError
-    from wordnet.query import text_query_vector
-    from wordnet.vectors import file_checksum, load_vectors
-
-    if vectors is None:
-        recorded = idx.attrs.get("vectors", "")
-        if not recorded or not Path(recorded).is_file():
-            raise VectorsError(f"{idx.location} does not say where its model's word vectors are "
-                               f"({recorded or 'not recorded'}); pass --vectors FILE")
-        vectors = Path(recorded)
-    elif not vectors.is_file():
-        raise VectorsError(f"vectors file {vectors} does not exist")
-    kv = load_vectors(vectors)
-    if kv.vector_size != idx.dim:
-        raise DimensionMismatchError(f"{vectors} has {kv.vector_size}-d vectors but {idx.location} holds "
-                                     f"{idx.dim}-d embeddings; pass the vectors the model was trained with")
-    built_with = idx.attrs.get("vector_checksum")
-    if built_with and file_checksum(vectors) != built_with:
-        click.echo(f"warning: {vectors} differs from the vectors the model was trained with", err=True)
-
-    def wordnet():
-        from wordnet.corpus import load_wordnet
-
-        return load_wordnet()
-
-    return text_query_vector(kv, query, wordnet, vectors_name=Path(vectors).name,
-                             label_text=idx.attrs.get("label_text") or None)
 
 
 def _print_table(query: str, results: list[dict], index_path: Path, n: int) -> None:

@@ -1,6 +1,6 @@
 """``devise search --html``: one self-contained page of thumbnails and scores.
 
-Thumbnails are JPEG data URIs made with :func:`models.data.load_image` (the centre
+Thumbnails are JPEG data URIs made with :func:`models.data.images.load_image` (the centre
 square the model saw), so the page can be mailed or moved without the photos; each
 thumbnail links to the original file. An image that can no longer be read (moved or
 deleted since indexing) gets a placeholder naming the reason instead of breaking the page.
@@ -33,7 +33,7 @@ def thumbnail_uri(path: str | Path, size: int = THUMB_PX) -> str:
     """A ``data:image/jpeg;base64,...`` thumbnail; raises ImageError if the file cannot be read."""
     from PIL import Image
 
-    from models.data import load_image
+    from models.data.images import load_image
 
     buf = io.BytesIO()
     Image.fromarray(load_image(path, size)).save(buf, format="JPEG", quality=85)
@@ -41,7 +41,7 @@ def thumbnail_uri(path: str | Path, size: int = THUMB_PX) -> str:
 
 
 def _picture(path: str, alt: str) -> str:
-    from wordnet.errors import ImageError
+    from wordnet.base.errors import ImageError
 
     try:
         uri = thumbnail_uri(path)
@@ -76,7 +76,7 @@ def render_page(query: str, kind: str, results: list[dict], index_path, n_images
 
 def write_page(path, query, kind, results, index_path, n_images, query_image=None) -> Path:
     """Write :func:`render_page` atomically."""
-    from wordnet.home import atomic_write
+    from wordnet.base.files import atomic_write
 
     with atomic_write(path, encoding="utf-8") as fh:
         fh.write(render_page(query, kind, results, index_path, n_images, query_image))

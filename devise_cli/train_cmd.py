@@ -1,9 +1,10 @@
-"""``devise train``: Click glue over :mod:`models.train` (labels via :mod:`wordnet`).
+"""``devise train``: Click glue over :func:`devise.train`.
 
-Every hyperparameter of :class:`models.config.TrainConfig` is an option of the same
-name; ``--config FILE`` (TOML or INI, keys = option names) supplies defaults through
-Click's ``default_map``, and explicit options still win. TensorFlow, NLTK and gensim
-are imported only once the command runs.
+Every hyperparameter option is generated from a :class:`models.training.config.TrainConfig`
+field (name, default, choices, range and help live there, once); ``--config FILE`` (TOML
+or INI, keys = option names) supplies defaults through Click's ``default_map``, and
+explicit options still win. TensorFlow, NLTK and gensim are imported only once the
+command runs.
 """
 from __future__ import annotations
 
@@ -11,23 +12,16 @@ from pathlib import Path
 
 import click
 
-from .common import console, domain_errors, label_text_option
-
-# option name -> TrainConfig field (all identical except the flags below)
-CONFIG_FIELDS = (
-    "backbone", "weights", "image_size", "alpha", "hidden_units", "dropout", "margin", "loss", "batch_size",
-    "val_split", "augment", "seed", "pretrain_epochs", "pretrain_lr", "bn_images", "head_epochs", "head_lr",
-    "momentum", "finetune_epochs", "finetune_lr", "train_batchnorm", "strategy", "mixed_precision", "tensorboard",
-    "run_eagerly",
-)
+from devise_cli.common import console, domain_errors, label_text_option
+from models.training.config import cli_fields
 
 
 def _read_config(ctx, param, value):
     """Eager ``--config``: load the file into ``ctx.default_map`` before other options are parsed."""
     if value is None:
         return None
-    from wordnet.errors import DeviseError
-    from models.config import read_config_file
+    from models.training.config import read_config_file
+    from wordnet.base.errors import DeviseError
 
     try:
         data = read_config_file(value)
@@ -41,10 +35,43 @@ def _read_config(ctx, param, value):
     return value
 
 
-BACKBONE_NAMES = ["resnet50", "resnet101", "resnet50_v2", "mobilenet_v2", "mobilenet_v3_small",
-                  "efficientnet_b0", "efficientnet_v2_b0", "densenet121", "convnext_tiny", "inception_v3"]
+def option_for(field) -> click.Option:
+    """The Click option of one TrainConfig field: ``--image-size`` for ``image_size``, typed from the field."""
+    meta = field.metadata
+    flag = "--" + field.name.replace("_", "-")
+    names = [meta["short"], flag] if meta.get("short") else [flag]
+    kwargs = dict(default=field.default, help=meta.get("help") or None, envvar=meta.get("envvar"),
+                  metavar=meta.get("metavar"))
+    kind = str(field.type).replace(" | None", "")
+    if kind == "bool":
+        if meta.get("off_flag"):
+            names[-1] = f"{flag}/--{meta['off_flag']}"
+            kwargs["show_default"] = True
+        else:
+            kwargs["is_flag"] = True
+    elif meta.get("choices"):
+        kwargs.update(type=click.Choice(meta["choices"]), show_default=True)
+    elif kind in ("int", "float"):
+        rng = click.IntRange if kind == "int" else click.FloatRange
+        bounded = meta.get("min") is not None or meta.get("max") is not None
+        extra = {"max_open": True} if meta.get("max_open") else {}
+        kwargs["type"] = rng(meta.get("min"), meta.get("max"), **extra) if bounded else (int if kind == "int" else float)
+        kwargs["show_default"] = field.default is not None
+    elif field.default is not None:
+        kwargs["show_default"] = True
+    if kind == "str" and meta.get("metavar") == "DIR":
+        kwargs["type"] = click.Path(file_okay=False)
+    return click.Option(names, **{k: v for k, v in kwargs.items() if v is not None or k == "default"})
 
 
+def with_config_options(command):
+    """Add one option per CLI field of TrainConfig (in field order) to ``command``."""
+    for field in cli_fields():
+        command.params.append(option_for(field))
+    return command
+
+
+@with_config_options
 @click.command("train")
 @click.argument("data", type=click.Path(exists=True, path_type=Path))
 @click.option("--vocab", "vocab_path", type=click.Path(dir_okay=False, path_type=Path), envvar="DEVISE_VOCAB",
@@ -54,52 +81,15 @@ BACKBONE_NAMES = ["resnet50", "resnet101", "resnet50_v2", "mobilenet_v2", "mobil
 @click.option("--overrides", type=click.Path(dir_okay=False, path_type=Path), metavar="CSV",
               help="CSV label,synset pinning the WordNet sense of class names.")
 @label_text_option
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
-              help="Bundle folder [default: models/<DATA name>].")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), envvar="DEVISE_OUTPUT",
+              help="Bundle folder [default: runs/<DATA name>].")
 @click.option("--val", "val_data", type=click.Path(exists=True, path_type=Path),
               help="Validation DATA (same layout) instead of --val-split.")
-@click.option("--val-split", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
-              help="Fraction of each class held out for validation (stratified, seeded).")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), is_eager=True, expose_value=False,
               callback=_read_config, help="TOML or INI file of option values (keys = option names).")
-@click.option("--backbone", type=click.Choice(BACKBONE_NAMES), default="resnet50", show_default=True)
-@click.option("--weights", default="imagenet", show_default=True, metavar="imagenet|none|PATH",
-              help="Backbone initialisation: Keras ImageNet weights, random, a weights file, or a bundle "
-                   "folder (its trained backbone).")
-@click.option("--image-size", type=click.IntRange(32), default=224, show_default=True)
-@click.option("--alpha", type=float, help="Width multiplier (MobileNet backbones).")
 @click.option("--embedding-dim", type=int, help="Must equal the vocabulary's dimension (checked).")
-@click.option("--hidden-units", type=click.IntRange(1), default=1024, show_default=True)
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.3, show_default=True)
-@click.option("--margin", type=float, default=0.1, show_default=True, help="Hinge rank loss margin.")
-@click.option("--loss", type=click.Choice(["sum", "sampled"]), default="sum", show_default=True,
-              help="Sum over all negatives, or the paper's first-violation sampling.")
-@click.option("-b", "--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option("-e", "--epochs", type=click.IntRange(0),
               help="Epochs for the head and fine-tune phases unless --head-epochs/--finetune-epochs are given.")
-@click.option("--pretrain-epochs", type=click.IntRange(0), default=0, show_default=True,
-              help="Phase 0: softmax pre-training of the backbone.")
-@click.option("--pretrain-lr", type=float, default=1e-3, show_default=True, help="Phase 0 Adam learning rate.")
-@click.option("--bn-images", type=click.IntRange(0), default=1000, show_default=True,
-              help="Training images used to recompute BatchNorm statistics before phase 1.")
-@click.option("--head-epochs", type=click.IntRange(0), default=10, show_default=True,
-              help="Phase 1: head on cached frozen features.")
-@click.option("--head-lr", type=float, default=0.01, show_default=True, help="Phase 1 SGD learning rate.")
-@click.option("--momentum", type=float, default=0.9, show_default=True, help="Phase 1 SGD momentum.")
-@click.option("--finetune-epochs", type=click.IntRange(0), default=10, show_default=True,
-              help="Phase 2: fine-tune everything.")
-@click.option("--finetune-lr", type=float, default=1e-3, show_default=True, help="Phase 2 Adagrad learning rate.")
-@click.option("--train-batchnorm/--freeze-batchnorm", default=False, show_default=True,
-              help="Phase 2: update BatchNorm layers (then recompute their statistics) or keep them frozen.")
-@click.option("--augment/--no-augment", default=True, show_default=True,
-              help="Random flips and crops in phases 0 and 2.")
-@click.option("--seed", type=int, default=0, show_default=True, envvar="DEVISE_SEED")
-@click.option("--strategy", type=click.Choice(["auto", "mirrored", "multi-worker", "one"]), default="auto",
-              show_default=True, help="tf.distribute strategy (auto: mirrored over all GPUs if several).")
-@click.option("--mixed-precision", is_flag=True, help="mixed_float16 compute (GPUs); loss and output in float32.")
-@click.option("--tensorboard", type=click.Path(file_okay=False), metavar="DIR", help="Write TensorBoard logs.")
-@click.option("--run-eagerly", is_flag=True,
-              help="Run Keras eagerly: no graph tracing (debugging, or a handful of images on a slow CPU).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --output (its stored settings).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle in --output.")
 @click.pass_context
@@ -123,16 +113,16 @@ def train(ctx, data, vocab_path, vectors, overrides, label_text, output, val_dat
 
     \b
     Examples:
-      devise train photos/ --vectors vectors.kv --output models/pets
+      devise train photos/ --vectors vectors.kv --output runs/pets
       devise train data.csv --vocab in1k.h5 -b 256 -e 20 --strategy mirrored --mixed-precision
       devise train emoji/seen --backbone mobilenet_v2 --alpha 0.5 --weights none \\
-          --image-size 64 --pretrain-epochs 30 --output models/emoji
-      devise train photos/ --output models/pets --resume
+          --image-size 64 --pretrain-epochs 30 --output runs/emoji
+      devise train photos/ --output runs/pets --resume
     """
     from click.core import ParameterSource
 
-    from models.bundle import check_output
-    from models.config import TrainConfig
+    from devise.training import train as train_model
+    from devise_cli.progress import RichReporter
 
     # -e N fills in the head and fine-tune epochs that were not set more specifically: an option on
     # the command line always wins; from the config file, a phase's own key beats its `epochs` key
@@ -145,27 +135,12 @@ def train(ctx, data, vocab_path, vectors, overrides, label_text, output, val_dat
         raise click.UsageError("give --vocab or --vectors, not both")
     if vocab_path and ctx.get_parameter_source("label_text") == ParameterSource.COMMANDLINE:
         raise click.UsageError("--label-text builds the training vocabulary from --vectors; --vocab has its own")
-    output = output or Path("models") / (data.stem if data.is_file() else data.resolve().name)
-    from wordnet.home import ensure_unlocked, lock_path_for
-
-    ensure_unlocked(lock_path_for(output), f"output folder {output}")  # a run is writing there right now
-    check_output(output, resume=resume, overwrite=overwrite)
-    cfg = TrainConfig(**{k: settings[k] for k in CONFIG_FIELDS}).validate()
-
-    from .train_labels import dataset_labels
-
-    items, val_items, vocab, provenance = dataset_labels(
-        data, val_data, vocab_path=vocab_path, vectors=vectors, overrides=overrides, label_text=label_text,
-        resume_vocab=(output / "vocab.h5") if resume else None, out=console(stderr=True))
-    if embedding_dim is not None:
-        vocab.check_dim(embedding_dim, "--embedding-dim")
-
-    from models.progress import RichReporter
-    from models.train import train_devise
-
     err = console(stderr=True)
-    result = train_devise(items, vocab, output, cfg, val_items=val_items, resume=resume, overwrite=overwrite,
-                          provenance=provenance, reporter=RichReporter(err))
+    result = train_model(data, output, vocab=vocab_path, vectors=vectors, val=val_data, overrides=overrides,
+                         label_text=label_text, embedding_dim=embedding_dim, resume=resume, overwrite=overwrite,
+                         reporter=RichReporter(err),
+                         notify=lambda text: err.print(text, highlight=False, markup=False, soft_wrap=True),
+                         **settings)
     out = console()
     skipped = f", {len(result.failures)} unreadable image(s) skipped" if result.failures else ""
     out.print(f"trained {result.path}: {result.train_images} training / {result.val_images} validation images, "

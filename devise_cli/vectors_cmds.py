@@ -1,52 +1,19 @@
 """``devise vectors``: train offline skip-gram vectors, inspect any vectors file.
 
-Click glue over :mod:`wordnet.skipgram` and :mod:`wordnet.vectors`; gensim and NLTK
+Click glue over :func:`devise.train_vectors` and :mod:`wordnet.vectors.loading`; gensim and NLTK
 are imported inside the commands only.
 """
 from __future__ import annotations
 
 import os
-import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from .common import console, domain_errors, echo_json
+from devise_cli.common import console, domain_errors, echo_json
+from devise_cli.progress import stage_progress
 
 SAMPLE_WORDS = ("tiger", "guitar", "shark", "car", "apple", "dog")
-
-
-@contextmanager
-def rich_progress(enabled: bool = True):
-    """A rich progress display on stderr and a ``progress(desc, done, total)`` callback.
-
-    Each distinct description gets its own bar; ``epoch k/n`` descriptions share the
-    training bar, which counts tokens over all epochs. When stderr is not a terminal
-    (logs), each stage is announced once as a plain line instead.
-    """
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
-    live = enabled and sys.stderr.isatty()
-    bar = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TimeRemainingColumn(), console=console(stderr=True), disable=not live)
-    tasks: dict[str, int] = {}
-    said: set[str] = set()
-
-    def update(desc: str, done: int, total):
-        if not live:  # logs: one line per stage instead of a bar
-            if enabled and desc not in said:
-                said.add(desc)
-                click.echo(f"{desc}...", err=True)
-            return
-        key = "training" if desc.startswith("epoch ") else desc
-        if key not in tasks:
-            tasks[key] = bar.add_task(desc, total=total)
-        bar.update(tasks[key], completed=done, total=total, description=desc)
-
-    with bar:
-        yield update
 
 
 def _neighbour_table(title: str, neighbours: dict):
@@ -100,32 +67,29 @@ def train(out, dim, window, min_count, epochs, workers, seed, gcide_path, no_gci
       devise vectors train
       devise vectors train small.kv --dim 100 --epochs 3 --no-gcide
     """
-    from wordnet.corpus import load_wordnet
-    from wordnet.errors import VectorsError
-    from wordnet.skipgram import GCIDE_PATH, build_corpus, lemma_tokens, train_vectors
-    from wordnet.vectors import default_vectors_path, nearest_words
+    from devise.vocabularies import train_vectors
+    from wordnet.vectors.loading import default_vectors_path, nearest_words
 
     out = Path(out) if out else default_vectors_path()
     con = console()
     if out.exists() and not force and not corpus_only:
         click.echo(f"{out} already exists; pass --force to retrain")
         return
-    if gcide_path is not None and not gcide_path.is_file():
-        raise VectorsError(f"GCIDE file {gcide_path} does not exist; install dict-gcide or pass --no-gcide")
-    gcide = None if no_gcide else (gcide_path or GCIDE_PATH)
-    wn = load_wordnet()
-    with rich_progress() as progress:
-        stats = build_corpus(wn, gcide=gcide, extra=texts, rebuild=rebuild_corpus, progress=progress)
-    click.echo(f"corpus: {stats.tokens:,} tokens, {stats.sentences:,} sentences, "
-              f"{stats.phrase_tokens:,} phrase tokens from {', '.join(stats.sources)} ({stats.path})")
+
+    def corpus_ready(stats):
+        click.echo(f"corpus: {stats.tokens:,} tokens, {stats.sentences:,} sentences, "
+                   f"{stats.phrase_tokens:,} phrase tokens from {', '.join(stats.sources)} ({stats.path})")
+
+    with stage_progress() as progress:
+        _, trained = train_vectors(out, dim=dim, window=window, min_count=min_count, epochs=epochs, workers=workers,
+                                   seed=seed, gcide=gcide_path, use_gcide=not no_gcide, texts=texts,
+                                   keep_lemmas=keep_lemmas, rebuild_corpus=rebuild_corpus, corpus_only=corpus_only,
+                                   progress=progress, on_corpus=corpus_ready)
     if corpus_only:
         return
-    keep = lemma_tokens(wn.all_synsets("n")) if keep_lemmas else ()
-    with rich_progress() as progress:
-        kv, result = train_vectors(stats, out, dim=dim, window=window, min_count=min_count, epochs=epochs,
-                                   workers=workers, seed=seed, keep=keep, progress=progress)
+    kv, result = trained
     click.echo(f"wrote {out}: {result.vocabulary:,} words x {result.dim} dims, "
-              f"trained in {result.seconds:.1f} s on {workers or os.cpu_count()} workers")
+               f"trained in {result.seconds:.1f} s on {workers or os.cpu_count()} workers")
     sample = {w: nearest_words(kv, w, 8) for w in SAMPLE_WORDS if w in kv.key_to_index}
     if sample:
         con.print(_neighbour_table("sample neighbours", sample))
@@ -147,7 +111,7 @@ def info(file, words, top, as_json):
       devise vectors info
       devise vectors info GoogleNews-vectors-negative300.bin -n tiger -n guitar --top 5
     """
-    from wordnet.vectors import detect_format, file_checksum, load_vectors, nearest_words, resolve_vectors
+    from wordnet.vectors.loading import detect_format, file_checksum, load_vectors, nearest_words, resolve_vectors
 
     path = resolve_vectors(file)
     kind = detect_format(path)

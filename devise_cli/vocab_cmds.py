@@ -1,6 +1,6 @@
 """``devise vocab``: build, inspect and query label vocabularies (HDF5).
 
-Click glue over :mod:`wordnet.vocab_build`; NLTK, gensim and h5py are imported
+Click glue over :mod:`devise.vocabularies`; NLTK, gensim and h5py are imported
 inside the commands only.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .common import console, domain_errors, echo_json, label_text_option
+from devise_cli.common import console, domain_errors, echo_json, label_text_option
 
 VECTORS_HELP = "Word vectors (any format) [default: the vectors from `devise vectors train`]."
 
@@ -63,34 +63,18 @@ def build(out, vectors, synsets_file, subtree, all_nouns, hops, seen, universe, 
     if (seen or universe) and hops is None:
         raise click.UsageError("--seen and --universe go with --hops N")
 
-    from wordnet.corpus import load_wordnet
-    from wordnet.labels import load_overrides
-    from wordnet.vectors import detect_format, load_vectors, resolve_vectors
-    from wordnet import vocab_build as vb
+    from devise.vocabularies import build_vocabulary
+    from wordnet.vocab_build import describe_synsets
 
-    vectors_path = resolve_vectors(vectors)
-    detect_format(vectors_path)  # unreadable vectors fail before WordNet is loaded
-    table = load_overrides(overrides) if overrides else None
-    wn = load_wordnet()
-    if synsets_file:
-        synsets, source = vb.synsets_from_file(wn, synsets_file, table), f"synsets {synsets_file}"
-    elif subtree:
-        synsets, source = vb.subtree_synsets(wn, subtree, table), f"subtree {subtree}"
-    elif all_nouns:
-        synsets, source, skip_missing = vb.all_noun_synsets(wn), "all nouns", True
-    else:
-        synsets = vb.hop_synsets(wn, hops, seen, universe, table)
-        source = f"{hops} hops from {seen}" + (f" within {universe}" if universe else "")
-    kv = load_vectors(vectors_path)
-    vocab, missing = vb.build_vocabulary(synsets, kv, vector_source=vectors_path,
-                                         skip_missing=skip_missing, source=source, label_text=label_text)
-    vocab.save(out)
+    vocab, missing, source, vectors_path = build_vocabulary(
+        out, synsets=synsets_file, subtree=subtree, all_nouns=all_nouns, hops=hops, seen=seen, universe=universe,
+        vectors=vectors, skip_missing=skip_missing, overrides=overrides, label_text=label_text)
     requested = len(vocab) + len(missing)
     click.echo(f"wrote {out}: {len(vocab):,} labels x {vocab.dim} dims from {source} "
               f"(vectors {vectors_path.name})")
     click.echo(f"coverage: {len(vocab):,} of {requested:,} labels have vectors ({100 * len(vocab) / requested:.1f}%)")
     if missing:
-        click.echo(f"skipped {len(missing):,} labels without vectors: {vb.describe_synsets(missing)}")
+        click.echo(f"skipped {len(missing):,} labels without vectors: {describe_synsets(missing)}")
 
 
 @vocab_group.command("info")
@@ -147,41 +131,19 @@ def nearest(vocab_path, query, top, vectors, as_json):
       devise vocab nearest animals.h5 "snow leopard"
       devise vocab nearest nouns.h5 guitar.n.01 --top 5 --json
     """
-    from wordnet.errors import VectorsError
-    from wordnet.vectors import file_checksum, load_vectors
+    from devise.vocabularies import nearest_labels
     from wordnet.vocab import Vocabulary
-    from wordnet.vocab_build import query_vector
 
     vocab = Vocabulary.load(vocab_path)
-    if vectors is None:
-        source = vocab.attrs.get("vector_source", "")
-        vectors = Path(source)
-        if not source or not vectors.is_file():
-            raise VectorsError(f"{vocab_path} was built with vectors {source or '(unknown)'}, which cannot be "
-                               f"found; pass --vectors FILE")
-    elif not Path(vectors).is_file():
-        raise VectorsError(f"vectors file {vectors} does not exist")
-    kv = load_vectors(vectors)
-    vocab.check_dim(kv.vector_size, f"{Path(vectors).name}")
-    built_with = vocab.attrs.get("vector_checksum")
-    if built_with and file_checksum(vectors) != built_with:
-        click.echo(f"warning: {vectors} differs from the vectors {vocab_path.name} was built with", err=True)
-
-    def wordnet():
-        from wordnet.corpus import load_wordnet
-
-        return load_wordnet()
-
-    emb = query_vector(kv, query, vocab, wordnet)
-    idx, scores = vocab.top_k(emb, top)
-    results = [{"wnid": vocab.wnids[i], "synset": vocab.synsets[i], "label": vocab.labels[i],
-                "score": round(float(s), 4)} for i, s in zip(idx[0], scores[0])]
+    found = nearest_labels(vocab, query, top=top, vectors=vectors,
+                           warn=lambda text: click.echo(f"warning: {text}", err=True))
+    results = [{k: r[k] for k in ("wnid", "synset", "label", "score")} for r in found]
     if as_json:
         echo_json(results)
         return
     from rich.table import Table
 
     table = Table("#", "wnid", "synset", "label", "score", "definition", title=f"nearest to {query!r}")
-    for rank, (r, i) in enumerate(zip(results, idx[0]), start=1):
-        table.add_row(str(rank), r["wnid"], r["synset"], r["label"], f"{r['score']:.3f}", vocab.definitions[i])
+    for rank, r in enumerate(found, start=1):
+        table.add_row(str(rank), r["wnid"], r["synset"], r["label"], f"{r['score']:.3f}", r["definition"])
     console().print(table)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .common import console, domain_errors, echo_json
+from devise_cli.common import console, domain_errors, echo_json
 
 LIST_HELP = "one label a line (wnids, synset names or words), or a shipped list: imagenet1k, imagenet21k"
 
@@ -73,8 +73,8 @@ def lookup(query, all_senses, as_json, overrides):
       devise wordnet lookup n02084071
       devise wordnet lookup crane --all --json
     """
-    from wordnet.corpus import load_wordnet
     from wordnet.labels import SYNSET_NAME_RE, WNID_RE, load_overrides, normalise, resolve_label
+    from wordnet.reader import load_wordnet
 
     wn = load_wordnet()
     table = load_overrides(overrides) if overrides else None
@@ -115,9 +115,9 @@ def hops(seen, universe, hops, output):
       devise wordnet hops --seen imagenet1k --universe imagenet21k --hops 2
       devise wordnet hops --seen my_classes.txt --hops 3 -o 3hop.txt
     """
-    from wordnet.corpus import load_wordnet
-    from wordnet.home import atomic_write
+    from wordnet.base.files import atomic_write
     from wordnet.labels import read_label_list
+    from wordnet.reader import load_wordnet
     from wordnet.vocab_build import hop_wnids
 
     read_label_list(seen)  # a bad list fails before WordNet loads

@@ -1,4 +1,10 @@
-"""models: everything Keras in devise (backbones, DeViSE head, hinge rank loss, training phases, bundles).
+"""models: everything Keras in devise.
 
-Never imports click or nltk.
+- :mod:`models.net`: backbones, the DeViSE model, hinge rank loss, inference;
+- :mod:`models.training`: the training phases, configuration, callbacks, feature cache;
+- :mod:`models.data`: image decoding, datasets on disk, tf.data pipelines;
+- :mod:`models.bundle`: the model bundle folder that ``train`` writes and the rest reads;
+- :mod:`models.index`: image indexes for search.
+
+Never imports click or nltk (``tests/test_layering.py`` checks it).
 """

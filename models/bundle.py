@@ -23,11 +23,10 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from wordnet.errors import BundleError, VocabularyError
-from wordnet.home import atomic_write
+from models.net.inference import compiled_inference, eager_inference
+from wordnet.base.errors import BundleError, VocabularyError
+from wordnet.base.files import atomic_write
 from wordnet.vocab import Vocabulary
-
-from .inference import compiled_inference, eager_inference
 
 FORMAT = "devise-bundle"
 FORMAT_VERSION = 1
@@ -113,7 +112,7 @@ class Bundle:
         the previous piece (in input order too), and a last piece with no images may
         carry trailing failures. Decoding runs in parallel threads ahead of the model.
         """
-        from .pipeline import FailureLog, inference_dataset
+        from models.data.pipeline import FailureLog, inference_dataset
 
         if softmax and not self.has_softmax:
             raise BundleError(f"{self.path} has no trained softmax head")
@@ -210,7 +209,8 @@ def load_model_file(model_path: Path):
     """Read ``model.keras`` into a :class:`DeviseModel` (imports register the custom classes)."""
     import keras
 
-    from . import backbones, head, losses  # noqa: F401  (register serialisable classes)
+    from models.net import backbones, losses  # noqa: F401  (register serialisable classes)
+    from models.net import devise_model as head
 
     if not model_path.is_file():
         raise BundleError(f"{model_path} is missing; the bundle is damaged, retrain it")
@@ -295,3 +295,26 @@ def prepare_output(path: str | Path, *, resume: bool = False, overwrite: bool = 
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def copy_backbone(model, bundle_path: str | Path):
+    """Give the built DeviseModel ``model`` the trained backbone of another bundle (BatchNorm statistics too).
+
+    One softmax pre-training can so serve several runs (``devise train --weights BUNDLE``).
+    The backbones must match in architecture, image size and options, or :class:`WeightsError`
+    says which differs. Returns ``model``.
+    """
+    from models.net.backbones import WeightsError
+
+    bundle_path = Path(bundle_path).expanduser()
+    source = load_bundle(bundle_path).full
+    mine = {"backbone": model.backbone_name, "image_size": int(model.image_size),
+            "options": dict(model.backbone_options)}
+    theirs = {"backbone": source.backbone_name, "image_size": int(source.image_size),
+              "options": dict(source.backbone_options)}
+    if mine != theirs:
+        raise WeightsError(f"{bundle_path}: its backbone is {theirs['backbone']} at {theirs['image_size']} px "
+                           f"{theirs['options'] or ''}, not {mine['backbone']} at {mine['image_size']} px "
+                           f"{mine['options'] or ''}; use the same --backbone, --image-size and options")
+    model.backbone.set_weights(source.backbone.get_weights())
+    return model

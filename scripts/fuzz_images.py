@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Fuzz the image loader every devise command uses (``models.data.load_image``).
+"""Fuzz the image loader every devise command uses (``models.data.images.load_image``).
 
 Starts from small valid PNG, JPEG and GIF files (plus BMP, TIFF and WebP), mutates
 them (bit flips, interesting integers over header fields, truncation, insertions,
@@ -198,8 +198,8 @@ def run_case(data: bytes, path: Path, size: int, timeout: float) -> tuple[str, s
 
     ``outcome`` is "ok", "image-error", "hang" or "crash" (any exception but ImageError).
     """
-    from models.data import load_image
-    from wordnet.errors import ImageError
+    from models.data.images import load_image
+    from wordnet.base.errors import ImageError
 
     path.write_bytes(data)
     t0 = time.perf_counter()

@@ -8,7 +8,7 @@ A tiny run (MobileNetV2 x0.35, random init, 32 px, four classes of coloured nois
 - ``phase2``: after "phase 2:" and 0-2 fine-tuning epoch lines appear, plus a random 0-3 s;
 - ``write``: the moment an epoch checkpoint's temporary file (``checkpoints/backup-<phase>/
   .epoch-<n>.weights.h5.<random>.tmp.weights.h5``) appears, i.e. in the middle of writing it;
-- ``anywrite``: the moment any temporary file of :func:`wordnet.home.atomic_path` appears in
+- ``anywrite``: the moment any temporary file of :func:`wordnet.base.files.atomic_path` appears in
   the bundle (weights after a step, best weights, feature cache, state.json, history.csv);
   temporaries already there when the run starts (left by an earlier kill) do not count;
 - ``any``: a random time after start.
@@ -113,7 +113,7 @@ def child_env() -> dict:
 
 def temp_files(out: Path) -> list[Path]:
     """atomic_path temporaries anywhere in the bundle (a write in progress, or left by a kill)."""
-    from wordnet.home import is_stale_temp
+    from wordnet.base.files import is_stale_temp
 
     if not out.is_dir():
         return []

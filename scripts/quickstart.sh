@@ -2,10 +2,10 @@
 # The offline demo behind `make quickstart`: word vectors -> emoji dataset -> vocabularies
 # -> train (MobileNetV2 a=0.5, 64 px, from scratch) -> evaluate (seen concepts in a held-out
 # style; unseen concepts zero-shot) -> predict. Everything it writes goes under $OUT
-# (default runs/quickstart) and the data home ($DEVISE_HOME); the model under models/.
+# (default runs/quickstart, the model in runs/quickstart/model) and the data home ($DEVISE_HOME).
 set -euo pipefail
 OUT="${DEVISE_QUICKSTART_DIR:-runs/quickstart}"
-MODEL="${DEVISE_QUICKSTART_MODEL:-models/emoji-quick}"
+MODEL="${DEVISE_QUICKSTART_MODEL:-$OUT/model}"
 EPOCHS0="${DEVISE_QUICKSTART_PRETRAIN_EPOCHS:-25}"
 # label vectors from names + WordNet definition + hypernyms, and the paper's sampled hinge loss:
 # together they raised zero-shot hit@5 over the paper's names-only vectors and the summed hinge

@@ -1,4 +1,4 @@
-"""Approximate nearest-label search for big vocabularies (hundreds of thousands to millions of labels).
+"""Approximate nearest-vector search for big matrices: vocabularies (up to millions of labels) and image indexes.
 
 Exact scoring (:func:`wordnet.vocab.top_k`) is one matrix product over every label:
 at a million labels a batch of 256 embeddings costs seconds. An inverted-file index
@@ -26,9 +26,10 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import VocabularyError
-from .home import atomic_path, data_home
-from .vocab import Vocabulary, label_matrix
+from wordnet.base.errors import VocabularyError
+from wordnet.base.files import atomic_path
+from wordnet.base.home import data_home
+from wordnet.vocab import Vocabulary, label_matrix
 
 BACKEND = "faiss"
 NPROBE = 16  # cells scanned per query (of ~4*sqrt(n))
@@ -52,7 +53,7 @@ def n_cells(n: int) -> int:
     return int(max(1, min(4 * np.sqrt(n), n // TRAIN_PER_CELL)))
 
 
-class LabelIndex:
+class VectorIndex:
     """An IVF index over a vocabulary's unit rows; :meth:`search` mirrors ``Vocabulary.top_k``."""
 
     def __init__(self, index, matrix: np.ndarray, nprobe: int = NPROBE) -> None:
@@ -61,7 +62,7 @@ class LabelIndex:
         self.nprobe = int(nprobe)
 
     @classmethod
-    def build(cls, matrix: np.ndarray, *, threads: int | None = None, nprobe: int = NPROBE) -> "LabelIndex":
+    def build(cls, matrix: np.ndarray, *, threads: int | None = None, nprobe: int = NPROBE) -> "VectorIndex":
         """Train the k-means cells on a seeded sample of rows, then add every row (in blocks).
 
         ``matrix`` holds unit rows (``Vocabulary.vectors``); it is referenced, not copied.
@@ -88,7 +89,7 @@ class LabelIndex:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, matrix: np.ndarray, nprobe: int = NPROBE) -> "LabelIndex":
+    def load(cls, path: str | Path, matrix: np.ndarray, nprobe: int = NPROBE) -> "VectorIndex":
         index = _faiss().read_index(str(path))
         if index.ntotal != matrix.shape[0] or index.d != matrix.shape[1]:
             raise ValueError("index size does not match the vocabulary")
@@ -117,7 +118,7 @@ class LabelIndex:
 
 
 def _exact_rows(q: np.ndarray, matrix: np.ndarray, k: int) -> np.ndarray:
-    from .vocab import top_k
+    from wordnet.vocab import top_k
 
     return top_k(q, matrix, k)[0]
 
@@ -139,8 +140,8 @@ def _prefix(resolved: Path) -> str:
     return f"{resolved.stem}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:8]}-"
 
 
-def label_index(vocab: Vocabulary, *, nprobe: int = NPROBE, cache: bool = True,
-                on_build: Callable[[int], None] | None = None) -> LabelIndex:
+def vector_index(vocab: Vocabulary, *, nprobe: int = NPROBE, cache: bool = True,
+                on_build: Callable[[int], None] | None = None) -> VectorIndex:
     """The approximate index of ``vocab``: loaded from the cache, or built (and cached).
 
     A vocabulary read from a file (``attrs["path"]``) is cached; an in-memory one is
@@ -151,12 +152,12 @@ def label_index(vocab: Vocabulary, *, nprobe: int = NPROBE, cache: bool = True,
     target = cache_path(src) if cache and src and Path(src).is_file() else None
     if target is not None and target.is_file():
         try:
-            return LabelIndex.load(target, vocab.vectors, nprobe)
+            return VectorIndex.load(target, vocab.vectors, nprobe)
         except (RuntimeError, ValueError, OSError):
             pass  # stale or damaged cache: rebuild below
     if on_build is not None:
         on_build(len(vocab))
-    index = LabelIndex.build(vocab.vectors, nprobe=nprobe)
+    index = VectorIndex.build(vocab.vectors, nprobe=nprobe)
     if target is not None:
         index.save(target)
         for stale in target.parent.glob(glob.escape(_prefix(Path(src).resolve())) + f"*.{BACKEND}"):

@@ -40,8 +40,8 @@ from __future__ import annotations
 
 from typing import Callable, Hashable, Iterable, Iterator
 
-from .errors import DeviseError, UnknownLabelError
-from .labels import synset_of_wnid, wnid_of
+from wordnet.base.errors import DeviseError, UnknownLabelError
+from wordnet.labels import synset_of_wnid, wnid_of
 
 
 def parents(synset) -> list:

@@ -21,7 +21,7 @@ import warnings
 from importlib import resources
 from pathlib import Path
 
-from .errors import DeviseError, UnknownLabelError
+from wordnet.base.errors import DeviseError, UnknownLabelError
 
 WNID_RE = re.compile(r"^([nvasr])(\d{8})$")
 SYNSET_NAME_RE = re.compile(r"^\S.*\.([nvasr])\.(\d+)$")

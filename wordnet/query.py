@@ -14,7 +14,7 @@ import functools
 
 import numpy as np
 
-from .errors import VectorsError
+from wordnet.base.errors import VectorsError
 
 MAX_SUGGESTED = 3
 
@@ -26,8 +26,8 @@ def text_query_vector(kv, query: str, wn=None, vectors_name: str = "the word vec
     ``wn`` is a WordNet reader or a callable returning one, loaded only for synset and
     wnid queries not in ``vocab``.
     """
-    from .labels import SYNSET_NAME_RE, WNID_RE
-    from .vocab_build import query_vector
+    from wordnet.labels import SYNSET_NAME_RE, WNID_RE
+    from wordnet.vocab_build import query_vector
 
     try:
         return query_vector(kv, query, vocab, wn, label_text)

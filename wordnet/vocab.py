@@ -18,8 +18,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import DimensionMismatchError, VocabularyError
-from .home import atomic_path
+from wordnet.base.errors import DimensionMismatchError, VocabularyError
+from wordnet.base.files import atomic_path
 
 FORMAT = "devise-vocabulary"
 FORMAT_VERSION = 1
@@ -62,7 +62,7 @@ def top_k(embeddings: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.ndarra
     ``embeddings`` is (n, d) and need not be normalised; ``matrix`` comes from
     :func:`label_matrix`. Returns two (n, k) arrays sorted by decreasing score; ties
     among the returned labels are broken by the lower row (the ranking of
-    :func:`wordnet.metrics.top_k_from_scores`, which eval uses). Queries are scored a
+    :func:`wordnet.scoring.metrics.top_k_from_scores`, which eval uses). Queries are scored a
     block at a time so a million-label vocabulary never needs an (n, labels) matrix,
     and the scores are negated in place rather than copied.
     """
@@ -240,7 +240,7 @@ def _plain(value):
 
 
 def _version() -> str:
-    from devise_cli import __version__
+    from wordnet.base.version import __version__
 
     return __version__
 

@@ -4,7 +4,7 @@ A vocabulary is what a DeViSE model is scored against; building one only needs w
 vectors, never the image model, which is how new label sets are added without
 retraining. The synsets come from one of four sources: a label list file, a WordNet
 subtree, every noun, or the labels within N hops of a seen set (the papers' zero-shot
-splits). Each synset's vector is :func:`wordnet.vectors.synset_vector`.
+splits). Each synset's vector is :func:`wordnet.vectors.label_text.synset_vector`.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import VectorsError, VocabularyError
-from .vocab import Vocabulary
+from wordnet.base.errors import VectorsError, VocabularyError
+from wordnet.vocab import Vocabulary
 
 MAX_LISTED = 20  # labels named in a "no vector" error before "... and N more"
 
@@ -31,7 +31,7 @@ def _unique(synsets: Iterable) -> list:
 
 def describe_synsets(synsets: Sequence, limit: int = MAX_LISTED) -> str:
     """``n02084071 (dog.n.01), …`` for the first ``limit`` synsets, then ``and N more``."""
-    from .labels import wnid_of
+    from wordnet.labels import wnid_of
 
     shown = ", ".join(f"{wnid_of(s)} ({s.name()})" for s in synsets[:limit])
     return shown + (f" and {len(synsets) - limit} more" if len(synsets) > limit else "")
@@ -47,11 +47,12 @@ def build_vocabulary(
     :class:`VectorsError` listing them, unless ``skip_missing`` (then they are left out
     and returned as ``missing``). ``vector_source`` (the vectors file) and its checksum
     are recorded in the vocabulary's attributes, so queries later embed with the same
-    vectors; so is ``label_text`` (:data:`wordnet.label_text.LABEL_TEXTS`), what each label
+    vectors; so is ``label_text`` (:data:`wordnet.vectors.label_text.LABEL_TEXTS`), what each label
     vector is made of.
     """
-    from .labels import display_label, short_definition, wnid_of
-    from .vectors import file_checksum, label_vectors
+    from wordnet.labels import display_label, short_definition, wnid_of
+    from wordnet.vectors.label_text import label_vectors
+    from wordnet.vectors.loading import file_checksum
 
     synsets = _unique(synsets)
     if not synsets:
@@ -90,14 +91,14 @@ def build_vocabulary(
 # -- where the synsets come from ----------------------------------------------------
 def synsets_from_file(wn, path: str | os.PathLike, overrides: dict | None = None) -> list:
     """Synsets of a label list (wnids, synset names or words, one a line)."""
-    from .labels import read_label_list, resolve_labels
+    from wordnet.labels import read_label_list, resolve_labels
 
     return resolve_labels(wn, read_label_list(path), overrides)
 
 
 def subtree_synsets(wn, label: str, overrides: dict | None = None) -> list:
     """``label``'s synset and all its hyponyms (instance hyponyms included), root first."""
-    from .labels import resolve_label
+    from wordnet.labels import resolve_label
 
     root = resolve_label(wn, label, overrides)
     below = root.closure(lambda s: s.hyponyms() + s.instance_hyponyms())
@@ -116,8 +117,8 @@ def hop_wnids(wn, hops: int, seen: str | os.PathLike, universe: str | os.PathLik
     Without ``universe`` every noun synset is a candidate. Shared by ``vocab build --hops``
     and ``wordnet hops``.
     """
-    from .hierarchy import hop_set
-    from .labels import wnid_of
+    from wordnet.hierarchy import hop_set
+    from wordnet.labels import wnid_of
 
     if hops < 1:
         raise VocabularyError(f"--hops must be at least 1, got {hops}")
@@ -136,7 +137,7 @@ def hop_synsets(wn, hops: int, seen: str | os.PathLike, universe: str | os.PathL
     ``universe`` (a label list) limits the candidates, e.g. to ImageNet-21K; without it
     every noun synset is a candidate.
     """
-    from .labels import synset_of_wnid
+    from wordnet.labels import synset_of_wnid
 
     _, _, wnids = hop_wnids(wn, hops, seen, universe, overrides)
     if not wnids:
@@ -151,12 +152,13 @@ def query_vector(kv, query: str, vocab: Vocabulary | None = None, wn=None,
     """Embed a nearest-label query: a wnid or synset name, else a word or phrase.
 
     A synset already in ``vocab`` uses its stored vector (no WordNet needed); another
-    synset gets :func:`~wordnet.vectors.synset_vector` (with ``label_text``, by default the
+    synset gets :func:`~wordnet.vectors.label_text.synset_vector` (with ``label_text``, by default the
     vocabulary's own); words get their (phrase) vector.
     ``wn`` is a WordNet reader or a callable returning one (loaded only when needed).
     """
-    from .labels import SYNSET_NAME_RE, WNID_RE
-    from .vectors import phrase_vector, synset_vector
+    from wordnet.labels import SYNSET_NAME_RE, WNID_RE
+    from wordnet.vectors.label_text import synset_vector
+    from wordnet.vectors.words import phrase_vector
 
     q = query.strip()
     if not q:
@@ -166,7 +168,7 @@ def query_vector(kv, query: str, vocab: Vocabulary | None = None, wn=None,
             column = vocab.wnids if WNID_RE.match(q) else vocab.synsets
             if q in column:
                 return vocab.vectors[column.index(q)]
-        from .labels import resolve_label
+        from wordnet.labels import resolve_label
 
         reader = wn() if callable(wn) else wn
         synset = resolve_label(reader, q)

@@ -1,0 +1,71 @@
+"""devise: zero-shot image classification with DeViSE (Frome et al., NeurIPS 2013) — the Python API.
+
+This package is the one layer that joins the image half (:mod:`models`, Keras) and the
+label half (:mod:`wordnet`: WordNet, word vectors, vocabularies, scoring); the ``devise``
+command line (:mod:`devise_cli`) is a thin Click layer over it. Import from here::
+
+    import devise
+
+    result = devise.train("photos/", output="runs/pets", backbone="mobilenet_v2", weights="none",
+                          image_size=64, head_epochs=5, finetune_epochs=0)
+    model = devise.load_model("runs/pets")
+    vocab = devise.build_vocabulary(synsets="imagenet1k", skip_missing=True)
+    for record in devise.predict(["cat.jpg"], model, vocab, top=5):
+        print(record["path"], [p["label"] for p in record["predictions"]])
+    report = devise.evaluate("test/", model="runs/pets", hierarchical=True)
+
+Names are resolved on first use (PEP 562), so ``import devise`` is instant and loads
+neither TensorFlow nor NLTK until a function that needs them is called.
+"""
+from __future__ import annotations
+
+from devise._packages import bind as _bind
+
+_bind()  # `models` and `wordnet` are devise's own packages, whatever the working directory holds
+
+from wordnet.base.version import __version__  # noqa: E402
+
+# public name -> the module that defines it (one place; tests/test_layering.py parses this)
+_EXPORTS = {
+    # training
+    "train": "devise.training",
+    "TrainConfig": "models.training.config",
+    "TrainResult": "models.training.train",
+    "Reporter": "models.training.progress",
+    # models
+    "load_model": "devise.prediction",
+    "Bundle": "models.bundle",
+    # vocabularies and vectors
+    "build_vocabulary": "devise.vocabularies",
+    "nearest_labels": "devise.vocabularies",
+    "load_vocabulary": "devise.vocabularies",
+    "Vocabulary": "wordnet.vocab",
+    "load_vectors": "wordnet.vectors.loading",
+    "train_vectors": "devise.vocabularies",
+    # predict, evaluate
+    "predict": "devise.prediction",
+    "evaluate": "devise.evaluation",
+    # image search
+    "index_images": "devise.search",
+    "search": "devise.search",
+    "ImageIndex": "models.index.store",
+    # errors
+    "DeviseError": "wordnet.base.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'devise' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,0 +1,60 @@
+"""Training from a labelled folder or CSV: class names -> WordNet -> label vectors -> a model bundle.
+
+:func:`train` is what ``devise train`` runs: it maps the dataset's class names to
+WordNet synsets (:mod:`devise.labels`), builds or reads the training vocabulary, and
+hands plain ``(path, label row)`` items to :func:`models.training.train.train_devise`,
+which runs the phases and writes the bundle. Every problem with the data or the labels
+is reported before TensorFlow is imported.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+DEFAULT_RUNS_DIR = "runs"  # bundles go to runs/<DATA name> unless an output is given
+
+
+def default_output(data: str | Path) -> Path:
+    """``runs/<DATA name>``: a bundle is never written into the source tree's packages by default."""
+    data = Path(data)
+    return Path(DEFAULT_RUNS_DIR) / (data.stem if data.is_file() else data.resolve().name)
+
+
+def train(data: str | Path, output: str | Path | None = None, *, vocab: str | Path | None = None,
+          vectors: str | Path | None = None, val: str | Path | None = None, overrides: str | Path | None = None,
+          label_text: str = "lemmas", embedding_dim: int | None = None, resume: bool = False,
+          overwrite: bool = False, reporter=None, notify: Callable[[str], None] | None = None,
+          callbacks: list | None = None, **settings):
+    """Train a DeViSE model on ``data`` and write its bundle to ``output`` (default ``runs/<DATA name>``).
+
+    ``data`` (and ``val``) is a folder with one sub-folder of images per class or a CSV
+    ``img_name,class``; class names may be wnids, synset names or words. The training
+    labels come from the vocabulary ``vocab`` or are built from the word vectors
+    ``vectors`` (default: the offline ones) with ``label_text``. ``settings`` are
+    :class:`models.training.config.TrainConfig` fields (``backbone="mobilenet_v2"``,
+    ``head_epochs=5`` ...). ``reporter`` (a :class:`models.training.progress.Reporter`)
+    shows progress; ``notify(text)`` hears about merged class names. Returns the
+    :class:`models.training.train.TrainResult`.
+    """
+    from devise.labels import dataset_labels
+    from models.bundle import VOCAB_FILE, check_output
+    from models.training.config import TrainConfig
+    from wordnet.base.files import ensure_unlocked, lock_path_for
+
+    data = Path(data)
+    if vocab is not None and vectors is not None:
+        raise ValueError("give vocab or vectors, not both")
+    output = Path(output) if output is not None else default_output(data)
+    ensure_unlocked(lock_path_for(output), f"output folder {output}")  # a run is writing there right now
+    check_output(output, resume=resume, overwrite=overwrite)
+    cfg = TrainConfig(**settings).validate()
+    items, val_items, vocabulary, provenance = dataset_labels(
+        data, Path(val) if val is not None else None, vocab_path=vocab, vectors=vectors, overrides=overrides,
+        label_text=label_text, resume_vocab=(output / VOCAB_FILE) if resume else None, notify=notify)
+    if embedding_dim is not None:
+        vocabulary.check_dim(embedding_dim, "--embedding-dim")
+
+    from models.training.train import train_devise
+
+    return train_devise(items, vocabulary, output, cfg, val_items=val_items, resume=resume, overwrite=overwrite,
+                        provenance=provenance, reporter=reporter, callbacks=callbacks)

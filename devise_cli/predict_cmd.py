@@ -1,0 +1,94 @@
+"""``devise predict``: Click glue over :func:`devise.predict` (images -> nearest labels of a vocabulary).
+
+Exit codes: 0 success; 1 an error stopped the command (``Error: ...``); 2 bad usage
+(Click); 3 (:data:`~devise_cli.common.EXIT_SOME_IMAGES_FAILED`) the command finished
+but some images could not be read — they are listed, the others are printed.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from devise_cli.common import EXIT_SOME_IMAGES_FAILED, console, domain_errors, echo_json
+from devise_cli.progress import progress_bar
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True)
+@click.option("--model", "-m", "model_path", required=True, envvar="DEVISE_MODEL", type=click.Path(path_type=Path),
+              help="Model bundle folder written by `devise train`.")
+@click.option("--vocab", "vocab_arg", default="trained", show_default=True, envvar="DEVISE_VOCAB",
+              help="Candidate labels: 'trained' (the bundle's labels) or a vocabulary .h5 from `devise vocab build`.")
+@click.option("--top", "-k", default=5, show_default=True, type=click.IntRange(1), help="Predictions per image.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per image per line.")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), envvar="DEVISE_BATCH_SIZE",
+              help="Images per forward pass.")
+@click.option("--approx", is_flag=True, envvar="DEVISE_APPROX",
+              help="Search the vocabulary with an approximate (faiss IVF) index: much faster for 100K+ labels, "
+                   "may miss a few of the exact top labels. Built once per vocabulary and cached.")
+@domain_errors
+def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx):
+    """Label IMAGES (files, folders, globs) with the nearest labels of a vocabulary.
+
+    A vocabulary other than the training labels is zero-shot prediction: any
+    vocabulary built with the same word vectors works without retraining.
+    Exits 3 if some images could not be read (the others are still printed).
+
+    \b
+    Examples:
+      devise predict photo.jpg --model runs/mine
+      devise predict shots/ --model runs/mine --vocab nouns.h5 --top 10 --json
+      devise predict shots/ --model runs/mine --vocab million.h5 --approx
+    """
+    from rich.markup import escape
+
+    from devise.prediction import load_model_and_vocab
+    from devise.prediction import predict as predict_images
+    from models.data.datasets import expand_image_paths
+
+    paths = expand_image_paths(images)
+    if not paths:
+        raise click.ClickException("no image files found in " + " ".join(images))
+    bundle, vocab = load_model_and_vocab(model_path, vocab_arg)
+    out, err = console(), console(stderr=True)
+    failed = 0
+    with progress_bar("embedding images", len(paths), enabled=not as_json) as update:
+        for rec in predict_images(paths, bundle, vocab, top=top, batch_size=batch_size, approx=approx,
+                                  progress=update, on_index_build=lambda n: err.print(
+                                      f"building the approximate index of {n:,} labels (once per vocabulary) ...",
+                                      highlight=False)):
+            if "error" in rec:
+                failed += 1
+                if as_json:
+                    echo_json(rec)
+                else:
+                    err.print(f"[red]failed[/red] {escape(rec['path'])}: {escape(rec['error'])}", highlight=False,
+                              soft_wrap=True)  # one line per file, however long the path
+            elif as_json:
+                echo_json(rec)
+            else:
+                out.print(_prediction_table(rec["path"], rec["predictions"], vocab))
+    if failed:
+        err.print(f"{failed} of {len(paths)} images could not be read", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_SOME_IMAGES_FAILED)
+
+
+def _prediction_table(path, preds, vocab):
+    """One image's predictions; Text cells so labels and paths are never read as markup."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(str(path)), title_justify="left", show_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column("wnid")
+    table.add_column("label")
+    table.add_column("definition", max_width=60, overflow="ellipsis", no_wrap=True)
+    table.add_column("score", justify="right")
+    for p in preds:
+        definition = vocab.definitions[vocab.index(p["wnid"])]
+        table.add_row(str(p["rank"]), p["wnid"], Text(p["label"]), Text(definition), f"{p['score']:.3f}")
+    return table
+
+

@@ -1,0 +1,6 @@
+"""Images in, pixels out: decoding, datasets on disk and the tf.data input pipelines.
+
+- :mod:`~models.data.images`: :func:`load_image`, the one decoder every command uses;
+- :mod:`~models.data.datasets`: finding image files, reading a labelled dataset, stratified splits;
+- :mod:`~models.data.pipeline`: tf.data pipelines for training and inference, skip-and-report bad files.
+"""

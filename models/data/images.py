@@ -1,0 +1,193 @@
+"""Decoding one image file into RGB pixels, the same way for every command.
+
+Every image devise sees goes through :func:`load_image`, so training, prediction and
+evaluation agree on orientation (EXIF), colour handling (any PIL mode becomes RGB,
+transparency is flattened onto white, as the icons and emoji we train on are drawn on
+a transparent page) and geometry (centre square crop, then resize). A file that will
+not decode raises :class:`ImageError` naming the file; callers skip and count it.
+
+Nothing here imports TensorFlow; the tf.data pipelines live in :mod:`models.data.pipeline`,
+finding files and reading labelled datasets in :mod:`models.data.datasets`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from wordnet.base.errors import ImageError
+
+# PIL logs warnings about damaged files (TIFF tags...) that Python would print on stderr
+# beside our own one-line reason; a NullHandler keeps them out unless the app configures logging
+logging.getLogger("PIL").addHandler(logging.NullHandler())
+
+
+
+def load_image(path: str | Path, size: int) -> np.ndarray:
+    """Decode ``path`` into a ``(size, size, 3)`` uint8 RGB array.
+
+    EXIF orientation is applied, the first frame of an animation is used, 16-bit and
+    float images are rescaled to 8 bits, CMYK/palette/grey become RGB, alpha is
+    composited onto white, and images larger than ``PIL.Image.MAX_IMAGE_PIXELS`` are
+    refused (decompression bombs). The centre square is resized to ``size``.
+
+    Whatever the file holds, the only exception is :class:`ImageError` ("path: reason"):
+    folders, FIFOs and devices are refused before reading (a FIFO would block forever),
+    only the raster formats of :data:`DECODERS` are tried (never EPS, which PIL hands
+    to Ghostscript), and any failure inside the decoder — the fuzz tests feed it
+    mutated files — becomes a one-line reason.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    try:
+        with _open_regular(path) as fh:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # PIL warns about odd metadata it then ignores
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                rgb = _decode(fh, size)
+        return _square_resize(rgb, size)
+    except ImageError as exc:
+        raise ImageError(f"{path}: {exc}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        what = f"{pixels.group(1)} pixels, " if pixels else ""
+        raise ImageError(f"{path}: refused, image too large ({what}more than the {Image.MAX_IMAGE_PIXELS} "
+                         f"allowed: a possible decompression bomb)") from None
+    except MemoryError:
+        raise ImageError(f"{path}: not enough memory to decode it") from None
+    except Exception as exc:  # noqa: BLE001 - a hostile file can make PIL raise almost anything
+        raise ImageError(f"{path}: cannot decode ({_reason(exc)})") from None
+
+
+# raster formats devise reads (PIL names); the file's content decides, not its suffix
+DECODERS = ("JPEG", "PNG", "GIF", "BMP", "DIB", "WEBP", "TIFF", "PPM", "ICO")
+
+
+def _open_regular(path: Path):
+    """Open ``path`` for reading, refusing anything that is not a regular file (ImageError reasons)."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise ImageError("no such file") from None
+    except IsADirectoryError:
+        raise ImageError("is a folder, not an image file") from None
+    except PermissionError:
+        if path.is_dir():
+            raise ImageError("is a folder, not an image file") from None
+        raise ImageError("permission denied (the file is not readable by this user)") from None
+    except OSError as exc:
+        raise ImageError(f"cannot open it ({exc.strerror or exc})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        kind = "is a folder, not an image file" if stat.S_ISDIR(st.st_mode) else "is not a regular file"
+        raise ImageError(kind)
+    if st.st_size == 0:
+        os.close(fd)
+        raise ImageError("empty file (0 bytes)")
+    return os.fdopen(fd, "rb")
+
+
+def _decode(fh, size: int):
+    """PIL work proper: open, first frame, fast JPEG draft, load, EXIF rotation, RGB."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        img = Image.open(fh, formats=DECODERS)
+    except UnidentifiedImageError:
+        raise ImageError(_unidentified_reason(fh)) from None
+    with img:
+        img.seek(0)
+        if img.format in ("JPEG", "MPO"):  # MPO: multi-picture camera JPEGs
+            img.draft("RGB", (size, size))  # fast DCT downscale of big JPEGs
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return _to_rgb(img)
+
+
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+          (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def _unidentified_reason(fh) -> str:
+    """Why PIL identified nothing: a damaged file of a known format says what broke, else 'not an image'.
+
+    PIL's ``Image.open`` reports any header failure as "cannot identify"; for a file
+    that starts with a PNG/JPEG/GIF/TIFF signature (or RIFF....WEBP) the plugin is asked
+    again directly, so a PNG with a bad header checksum reads "damaged PNG file (...)".
+    """
+    from PIL import Image
+
+    fh.seek(0)
+    head = fh.read(16)
+    fmt = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+    if fmt is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        fmt = "WEBP"
+    if fmt is None:
+        return "not an image PIL can read"
+    fh.seek(0)
+    try:
+        Image.OPEN[fmt][0](fh, "")
+    except Exception as exc:  # noqa: BLE001 - the plugin's own complaint is the reason
+        return f"damaged {fmt} file ({_reason(exc)})"
+    return f"damaged {fmt} file"
+
+
+def _reason(exc: BaseException) -> str:
+    """One short line: the exception's first line, its type when the text says nothing."""
+    text = (str(exc).strip().splitlines() or [""])[0][:200]
+    if isinstance(exc, (OSError, ValueError, SyntaxError, struct.error)) and text:
+        return text
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+
+
+def _to_rgb(img):
+    from PIL import Image
+
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        if mode.startswith("I;16") and lo >= 0 and hi <= 65535:
+            scaled = arr / 257.0
+        elif hi > lo:
+            scaled = (arr - lo) * (255.0 / (hi - lo))
+        else:
+            scaled = np.zeros_like(arr)
+        img = Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")
+        mode = "L"
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("LA", "La", "PA", "RGBa"):
+        img = img.convert("RGBA")
+    elif mode == "L" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        page = Image.new("RGB", img.size, (255, 255, 255))
+        page.paste(img, mask=img.getchannel("A"))
+        return page
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def _square_resize(img, size: int) -> np.ndarray:
+    from PIL import Image
+
+    w, h = img.size
+    if w != h:
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.shape != (size, size, 3):  # pragma: no cover - defensive
+        raise ImageError(f"unexpected decoded shape {arr.shape}")
+    return np.ascontiguousarray(arr)

@@ -1,0 +1,118 @@
+"""Image backbones: ``keras.applications`` models by name, with their preprocessing as a layer.
+
+Each backbone expects its own input scaling (ResNet50: Caffe-style BGR mean
+subtraction; MobileNetV2: [-1, 1]; DenseNet: Torch-style mean/std; EfficientNet and
+ConvNeXt scale internally). :class:`Preprocess` re-implements ``preprocess_input``'s
+modes with ``keras.ops`` as a registered, serialisable layer, so a saved bundle takes
+raw RGB in [0, 255] and no caller has to know which backbone is inside.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import keras
+from keras import ops
+
+from models.net.catalog import BACKBONES, BackboneSpec, backbone_names
+from wordnet.base.errors import BundleError
+
+
+class WeightsError(BundleError):
+    """Backbone weights that cannot be downloaded or read."""
+
+
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+_TORCH_MEAN = (0.485, 0.456, 0.406)
+_TORCH_STD = (0.229, 0.224, 0.225)
+
+
+@keras.saving.register_keras_serializable(package="devise")
+class Preprocess(keras.layers.Layer):
+    """RGB in [0, 255] -> the scaling a backbone was trained with (``preprocess_input`` modes)."""
+
+    def __init__(self, mode: str = "caffe", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("caffe", "tf", "torch", "none"):
+            raise ValueError(f"unknown preprocessing mode {mode!r}")
+        self.mode = mode
+
+    def call(self, x):
+        x = ops.cast(x, self.compute_dtype)
+        if self.mode == "tf":
+            return x / 127.5 - 1.0
+        if self.mode == "torch":
+            mean = ops.convert_to_tensor(_TORCH_MEAN, dtype=self.compute_dtype)
+            std = ops.convert_to_tensor(_TORCH_STD, dtype=self.compute_dtype)
+            return (x / 255.0 - mean) / std
+        if self.mode == "caffe":
+            bgr = ops.flip(x, axis=-1)
+            return bgr - ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=self.compute_dtype)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+def spec_of(name: str) -> BackboneSpec:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise BundleError(
+            f"unknown backbone {name!r}; choose one of: {', '.join(backbone_names())}"
+        ) from None
+
+
+def check_backbone_options(name: str, options: dict | None) -> dict:
+    """Keep only options the backbone takes; an option it does not take is an error."""
+    spec = spec_of(name)
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    bad = sorted(set(options) - set(spec.options))
+    if bad:
+        allowed = ", ".join(spec.options) or "none"
+        raise BundleError(f"backbone {name} takes no option {', '.join(bad)} (its options: {allowed})")
+    return options
+
+
+def build_backbone(name: str, image_size: int, weights: str | None = None, options: dict | None = None):
+    """``include_top=False`` keras.applications model for ``(image_size, image_size, 3)`` input.
+
+    ``weights``: ``"imagenet"`` (Keras downloads and caches it; offline this raises
+    :class:`WeightsError` saying to pass a local file or ``none``), a path to a weights
+    file, or ``None``/``"none"`` for random initialisation. Another bundle's trained
+    backbone is copied into a built model by :func:`models.bundle.copy_backbone`.
+    """
+    spec = spec_of(name)
+    options = check_backbone_options(name, options)
+    ctor = getattr(importlib.import_module("keras.applications"), spec.constructor)
+    kwargs = dict(include_top=False, input_shape=(image_size, image_size, 3), pooling=None, **options)
+    if weights in (None, "none", "None", ""):
+        return ctor(weights=None, **kwargs)
+    if weights == "imagenet":
+        try:
+            return ctor(weights="imagenet", **kwargs)
+        except ValueError as exc:
+            raise WeightsError(f"backbone {name}: no ImageNet weights for this configuration ({exc})") from None
+        except Exception as exc:  # URLError, HTTPError, socket errors, "Exception: URL fetch failure"
+            raise WeightsError(
+                f"could not download ImageNet weights for {name} ({exc.__class__.__name__}); "
+                f"pass --weights PATH to a local weights file, or --weights none to start from scratch"
+            ) from None
+    path = Path(weights).expanduser()
+    if path.is_dir():  # a bundle's backbone is copied in after the model is built: models.bundle.copy_backbone
+        raise WeightsError(f"{path} is a folder, not a weights file; a bundle's backbone is copied with "
+                           f"models.bundle.copy_backbone (`devise train --weights BUNDLE` does this)")
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist; pass --weights imagenet|none|PATH")
+    model = ctor(weights=None, **kwargs)
+    try:
+        model.load_weights(str(path), skip_mismatch=False)
+    except Exception as exc:
+        raise WeightsError(
+            f"{path}: cannot load these weights into {name} without its top ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0][:200]})"
+        ) from None
+    return model

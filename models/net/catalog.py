@@ -1,0 +1,38 @@
+"""The backbones devise can build, by name: which ``keras.applications`` model, its input scaling, its options.
+
+Plain data, no Keras import: the CLI reads the names for ``--backbone``'s choices and
+``devise --help`` must stay instant. :mod:`models.net.backbones` builds them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    constructor: str          # "keras.applications.<attr>"
+    preprocess: str           # Preprocess mode: caffe | tf | torch | none
+    options: tuple = ()       # constructor kwargs the user may set (e.g. alpha)
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "resnet50": BackboneSpec("ResNet50", "caffe"),
+    "resnet101": BackboneSpec("ResNet101", "caffe"),
+    "resnet50_v2": BackboneSpec("ResNet50V2", "tf"),
+    "mobilenet_v2": BackboneSpec("MobileNetV2", "tf", ("alpha",)),
+    "mobilenet_v3_small": BackboneSpec("MobileNetV3Small", "none", ("alpha",)),
+    "efficientnet_b0": BackboneSpec("EfficientNetB0", "none"),
+    "efficientnet_v2_b0": BackboneSpec("EfficientNetV2B0", "none"),
+    "densenet121": BackboneSpec("DenseNet121", "torch"),
+    "convnext_tiny": BackboneSpec("ConvNeXtTiny", "none"),
+    "inception_v3": BackboneSpec("InceptionV3", "tf"),
+}
+
+
+def backbone_names() -> list[str]:
+    """The names ``--backbone`` accepts, sorted."""
+    return sorted(BACKBONES)
+
+
+# the hinge rank loss variants (models.net.losses.HingeRankLoss): every negative, or the paper's sampled one
+LOSS_VARIANTS = ("sum", "sampled")

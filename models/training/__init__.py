@@ -1,0 +1,12 @@
+"""Training a DeViSE model: the phases, their callbacks and everything a long run needs.
+
+- :mod:`~models.training.config`: :class:`TrainConfig`, every hyperparameter (the CLI's options);
+- :mod:`~models.training.train`: :func:`train_devise`, the resumable sequence of phases into a bundle;
+- :mod:`~models.training.phases`: phase 0 (softmax), BatchNorm recomputation, phase 1 (head on
+  cached features), phase 2 (fine-tuning), finishing the bundle;
+- :mod:`~models.training.features`: the phase-1 feature cache;
+- :mod:`~models.training.batchnorm`: recomputing BatchNorm statistics;
+- :mod:`~models.training.callbacks`: history rows, best weights, SIGKILL-safe backups, progress;
+- :mod:`~models.training.distribute`: distribution strategy and mixed precision;
+- :mod:`~models.training.progress`: how training reports progress (silent or rich).
+"""

@@ -1,0 +1,148 @@
+"""Training hyperparameters: one dataclass, the single source of every setting's name, default and choices.
+
+Defaults follow the paper and the Keras DeViSE write-up. Each field's metadata says how
+the command line presents it (help text, choices, range, short flag); ``devise train``
+builds its options from these fields, ``--config FILE`` reads the same keys, and the
+bundle's ``config.json`` records :meth:`TrainConfig.to_dict` for ``--resume``.
+Nothing here imports Keras, so ``devise --help`` stays instant.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from models.net.catalog import LOSS_VARIANTS, backbone_names
+from wordnet.base.errors import DeviseError
+
+LOSSES = LOSS_VARIANTS                                    # --loss
+STRATEGIES = ("auto", "mirrored", "multi-worker", "one")  # --strategy
+
+
+def setting(default, help: str = "", *, choices=None, min=None, max=None, max_open: bool = False,
+            short: str | None = None, off_flag: str | None = None, metavar: str | None = None,
+            envvar: str | None = None, cli: bool = True, **kwargs):
+    """A :class:`TrainConfig` field with how the CLI shows it (``off_flag``: the name of a boolean's
+    negative flag, e.g. ``no-augment``; ``cli=False``: library-only)."""
+    meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "min": min, "max": max,
+            "max_open": max_open, "short": short, "off_flag": off_flag, "metavar": metavar, "envvar": envvar,
+            "cli": cli}
+    if callable(default):
+        return field(default_factory=default, metadata=meta, **kwargs)
+    return field(default=default, metadata=meta, **kwargs)
+
+
+@dataclass
+class TrainConfig:
+    # model
+    backbone: str = setting("resnet50", "Image backbone (keras.applications).", choices=backbone_names())
+    weights: str = setting("imagenet", "Backbone initialisation: Keras ImageNet weights, random, a weights file, "
+                           "or a bundle folder (its trained backbone).", metavar="imagenet|none|PATH")
+    image_size: int = setting(224, "Square input side in pixels.", min=32)
+    alpha: float | None = setting(None, "Width multiplier (MobileNet backbones).")
+    hidden_units: int = setting(1024, "Width of the DeViSE head's hidden layer.", min=1)
+    dropout: float = setting(0.3, "Dropout on the backbone's features.", min=0, max=1, max_open=True)
+    # loss
+    margin: float = setting(0.1, "Hinge rank loss margin.")
+    loss: str = setting("sum", "Sum over all negatives, or the paper's first-violation sampling.", choices=LOSSES)
+    # data
+    batch_size: int = setting(32, "Global batch size (split across devices).", min=1, short="-b")
+    val_split: float = setting(0.1, "Fraction of each class held out for validation (stratified, seeded).",
+                               min=0, max=1, max_open=True)
+    augment: bool = setting(True, "Random flips and crops in phases 0 and 2.", off_flag="no-augment")
+    seed: int = setting(0, "Seed of the split, shuffling, augmentation and initialisation.", envvar="DEVISE_SEED")
+    # phase 0: softmax pre-training of the backbone (paper's step 1)
+    pretrain_epochs: int = setting(0, "Phase 0: softmax pre-training of the backbone.", min=0)
+    pretrain_lr: float = setting(1e-3, "Phase 0 Adam learning rate.")
+    # BatchNorm statistics recomputed on this many clean training images before phase 1
+    bn_images: int = setting(1000, "Training images used to recompute BatchNorm statistics before phase 1.", min=0)
+    # phase 1: head on cached frozen features, SGD with momentum
+    head_epochs: int = setting(10, "Phase 1: head on cached frozen features.", min=0)
+    head_lr: float = setting(0.01, "Phase 1 SGD learning rate.")
+    momentum: float = setting(0.9, "Phase 1 SGD momentum.")
+    # phase 2: fine-tune everything, Adagrad, lower learning rate
+    finetune_epochs: int = setting(10, "Phase 2: fine-tune everything.", min=0)
+    finetune_lr: float = setting(1e-3, "Phase 2 Adagrad learning rate.")
+    train_batchnorm: bool = setting(False, "Phase 2: update BatchNorm layers (then recompute their statistics) "
+                                    "or keep them frozen.", off_flag="freeze-batchnorm")
+    # engineering
+    strategy: str = setting("auto", "tf.distribute strategy (auto: mirrored over all GPUs if several).",
+                            choices=STRATEGIES)
+    mixed_precision: bool = setting(False, "mixed_float16 compute (GPUs); loss and output in float32.")
+    tensorboard: str | None = setting(None, "Write TensorBoard logs.", metavar="DIR")
+    run_eagerly: bool = setting(False, "Run Keras eagerly: no graph tracing (debugging, or a handful of images "
+                                "on a slow CPU).")
+    top_k: list = setting(lambda: [1, 5], "Validation hit@k values.", cli=False)
+
+    def validate(self) -> "TrainConfig":
+        checks = [
+            (self.backbone in backbone_names(), f"--backbone must be one of {', '.join(backbone_names())}, "
+                                                f"got {self.backbone!r}"),
+            (self.image_size >= 32, f"--image-size must be at least 32, got {self.image_size}"),
+            (self.batch_size >= 1, f"--batch-size must be positive, got {self.batch_size}"),
+            (0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}"),
+            (0 <= self.val_split < 1, f"--val-split must be in [0, 1), got {self.val_split}"),
+            (self.margin > 0, f"--margin must be positive, got {self.margin}"),
+            (self.loss in LOSSES, f"--loss must be {' or '.join(LOSSES)}, got {self.loss!r}"),
+            (min(self.pretrain_epochs, self.head_epochs, self.finetune_epochs, self.bn_images) >= 0,
+             "epoch and image counts must be >= 0"),
+            (self.pretrain_epochs + self.head_epochs + self.finetune_epochs > 0,
+             "all epoch counts are 0: nothing to train"),
+            (self.strategy in STRATEGIES, f"--strategy must be {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}, "
+                                          f"got {self.strategy!r}"),
+            (self.hidden_units >= 1, "--hidden-units must be positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise DeviseError(message)
+        return self
+
+    def backbone_options(self) -> dict:
+        return {"alpha": self.alpha} if self.alpha is not None else {}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise DeviseError(f"unknown training setting(s): {', '.join(unknown)}")
+        return cls(**data)
+
+
+def cli_fields() -> list[dataclasses.Field]:
+    """The :class:`TrainConfig` fields that are command-line options, in order."""
+    return [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)]
+
+
+def read_config_file(path) -> dict:
+    """Settings from a TOML (``.toml``) or INI file; keys are option names (dashes or underscores).
+
+    INI values are strings (Click converts them); an INI file may use a ``[train]``
+    section or the default section. TOML may use a ``[train]`` table or top-level keys.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise DeviseError(f"config file {path} does not exist")
+    try:
+        if path.suffix.lower() == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = data.get("train", data)
+        else:
+            import configparser
+
+            parser = configparser.ConfigParser()
+            parser.read_string(path.read_text(encoding="utf-8"))
+            section = parser["train"] if parser.has_section("train") else parser.defaults()
+            data = dict(section)
+    except Exception as exc:
+        message = f"{path}: cannot parse config file ({exc.__class__.__name__}: {exc})"
+        raise DeviseError(message.splitlines()[0]) from None
+    return {str(k).replace("-", "_"): v for k, v in data.items()}

@@ -1,0 +1,54 @@
+"""Where training runs: the ``tf.distribute`` strategy and the mixed-precision policy.
+
+``devise train --strategy auto`` mirrors over every local GPU when there are several;
+``multi-worker`` follows ``TF_CONFIG``. On the JAX and PyTorch backends there is no
+``tf.distribute``, so only ``auto``/``one`` are accepted and the scope is a no-op.
+"""
+from __future__ import annotations
+
+import contextlib
+
+
+@contextlib.contextmanager
+def precision(mixed: bool):
+    """``mixed_float16`` as the global dtype policy inside the block (restored after), or nothing."""
+    import keras
+
+    if not mixed:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def distribution_strategy(name: str):
+    """A ``tf.distribute`` strategy: auto = mirrored over all GPUs when there are several."""
+    import keras
+
+    from wordnet.base.errors import DeviseError
+
+    if keras.backend.backend() != "tensorflow":
+        if name not in ("auto", "one"):
+            raise DeviseError(f"--strategy {name} needs the TensorFlow backend (KERAS_BACKEND=tensorflow)")
+        return NoStrategy()
+    import tensorflow as tf
+
+    if name == "auto":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+class NoStrategy:
+    """Stand-in for JAX/torch backends, which have no ``tf.distribute``."""
+
+    def scope(self):
+        return contextlib.nullcontext()

@@ -1,0 +1,281 @@
+"""``devise train``'s engine: the DeViSE training phases, resumable, writing a bundle.
+
+Order of work (each step recorded in ``checkpoints/state.json`` when done, followed by
+the full model's weights in ``checkpoints/after-<step>.weights.h5``):
+
+1. ``pretrain`` (``pretrain_epochs`` > 0): softmax over the training classes, whole
+   network, augmented images, Adam — the paper's step 1 when no pretrained weights exist.
+2. ``batchnorm``: recompute the backbone's BatchNorm moving statistics on clean
+   training images (see :mod:`models.training.batchnorm`; the issue-5 trap).
+3. ``head``: backbone frozen; pooled features cached in HDF5; DeViSE head (hinge rank
+   loss) and softmax head trained on them with SGD + momentum.
+4. ``finetune``: everything trainable (BatchNorm in inference mode unless
+   ``train_batchnorm``), hinge rank loss, augmented images, Adagrad, lower rate.
+5. finish: restore the best weights by validation hit@1, recompute BatchNorm
+   statistics if fine-tuned, write ``model.keras`` atomically, mark config complete.
+
+Each Keras ``fit`` gets a SIGKILL-safe ``BackupAndRestore`` (its own folder per phase,
+removed only once the step is recorded), so ``resume=True`` continues inside the
+interrupted phase at the next epoch, wherever the process died. The output folder is
+locked for the whole run (:func:`wordnet.base.files.exclusive_lock`, a ``.<name>.lock`` file
+beside it): a second run into the same folder is refused, not interleaved.
+"""
+from __future__ import annotations
+
+import glob
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from models import bundle as B
+from models.data.pipeline import FailureLog
+from models.training.callbacks import load_state, remove_backup, save_state, save_weights_atomic
+from models.training.config import TrainConfig
+from models.training.distribute import distribution_strategy, precision
+from models.training.progress import Reporter
+from wordnet.base.errors import DatasetError
+from wordnet.base.files import exclusive_lock, lock_path_for, remove_stale_temps
+from wordnet.vocab import Vocabulary
+
+STEPS = ("pretrain", "batchnorm", "head", "finetune")
+
+
+@dataclass
+class TrainResult:
+    path: Path
+    train_images: int
+    val_images: int
+    classes: int
+    failures: list = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+    best: dict | None = None
+    model: object = None  # the trained DeviseModel, as saved in model.keras
+
+
+@dataclass
+class RunContext:
+    """What every phase needs: model, data, folders, reporter."""
+
+    cfg: TrainConfig
+    vocab: Vocabulary
+    out: Path
+    model: object
+    train: list
+    val: list
+    log: FailureLog
+    reporter: Reporter
+    extra_callbacks: list
+    strategy: object
+
+    @property
+    def ckpt(self) -> Path:
+        return self.out / B.CHECKPOINT_DIR
+
+    @property
+    def state_path(self) -> Path:
+        return self.ckpt / "state.json"
+
+    def steps(self, n: int) -> int:
+        return max(1, math.ceil(n / self.cfg.batch_size))
+
+
+def train_devise(
+    items: Sequence[tuple[Path, int]],
+    vocab: Vocabulary,
+    output: str | Path,
+    cfg: TrainConfig | None = None,
+    *,
+    val_items: Sequence[tuple[Path, int]] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    provenance: dict | None = None,
+    reporter: Reporter | None = None,
+    callbacks: list | None = None,
+) -> TrainResult:
+    """Train a DeViSE model on ``items`` ((path, label row in ``vocab``)) and write a bundle at ``output``.
+
+    With ``resume``, the hyperparameters and vocabulary stored in the bundle are used
+    and finished steps are skipped. ``callbacks`` are extra Keras callbacks added to
+    every ``fit`` (their ``current_phase`` attribute, if any, is set to the phase name).
+    The output folder is locked while training: another run into it raises
+    :class:`~wordnet.base.files.LockedError` naming the holder's pid.
+    """
+    reporter = reporter or Reporter()
+    out = Path(output).expanduser()
+    cfg = (cfg or TrainConfig()).validate()
+    if not resume:
+        _check_items(items, vocab)  # before the output folder is touched
+    with exclusive_lock(lock_path_for(out), f"output folder {out}"):
+        return _train_locked(items, vocab, out, cfg, val_items=val_items, resume=resume, overwrite=overwrite,
+                             provenance=provenance, reporter=reporter, callbacks=callbacks)
+
+
+def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resume, overwrite, provenance,
+                  reporter, callbacks) -> TrainResult:
+    """:func:`train_devise` while holding the output folder's lock."""
+    import keras
+
+    out = B.prepare_output(out, resume=resume, overwrite=overwrite)
+    for folder in (out, out / B.CHECKPOINT_DIR, out / B.CHECKPOINT_DIR / "features"):
+        remove_stale_temps(folder)  # left by a killed run; no live writer can exist (we hold the lock)
+    if resume:
+        stored = B.read_config(out)
+        cfg = TrainConfig.from_dict(stored["hyperparameters"]).validate()
+        vocab = Vocabulary.load(out / B.VOCAB_FILE)
+        provenance = stored.get("provenance", provenance)
+        reporter.message(f"resuming {out} with its stored settings")
+    _check_items(items, vocab)
+    if val_items is None:
+        from models.data.datasets import stratified_split
+
+        train, val = stratified_split(list(items), cfg.val_split, cfg.seed)
+    else:
+        train, val = list(items), list(val_items)
+        _check_items(val, vocab, what="validation")
+    if not resume:
+        _start_bundle(out, cfg, vocab, provenance, train, val)
+
+    keras.utils.set_random_seed(cfg.seed)
+    log = FailureLog(on_new=reporter.failure)
+    seconds: dict[str, float] = {}
+    with precision(cfg.mixed_precision):
+        strategy = distribution_strategy(cfg.strategy)
+        with strategy.scope():  # models, optimizers (built lazily in fit) and metrics all live in it
+            model = _build_or_restore(cfg, vocab, out)
+            ctx = RunContext(cfg, vocab, out, model, train, val, log, reporter, list(callbacks or []), strategy)
+            best = _run_steps(ctx, seconds)
+    _write_config(out, cfg, vocab, provenance, train, val, complete=True, log=log, best=best, seconds=seconds,
+                  softmax_trained=bool(cfg.pretrain_epochs or cfg.head_epochs))
+    return TrainResult(out, len(train) - _count_failed(train, log), len(val) - _count_failed(val, log),
+                       len(vocab), log.items(), seconds, best, model)
+
+
+def _run_steps(ctx: RunContext, seconds: dict) -> dict | None:
+    """Run the steps not yet done (per the state file), then finish the bundle's model."""
+    from models.training.phases import PHASES, finish
+
+    state = load_state(ctx.state_path)
+    for step in STEPS:
+        if step in state.get("done", []) or not _wanted(ctx.cfg, step):
+            continue
+        t0 = time.perf_counter()
+        for cb in ctx.extra_callbacks:
+            if hasattr(cb, "current_phase"):
+                cb.current_phase = step
+        PHASES[step](ctx)
+        seconds[step] = time.perf_counter() - t0
+        _mark_done(ctx, step)
+    t0 = time.perf_counter()
+    best = finish(ctx)
+    seconds["finish"] = time.perf_counter() - t0
+    return best
+
+
+def _check_items(items, vocab: Vocabulary, what: str = "training") -> None:
+    if not items:
+        raise DatasetError(f"the {what} set has no images")
+    labels = {int(lbl) for _, lbl in items}
+    if what == "training" and len(labels) < 2:
+        raise DatasetError(f"the {what} set has {len(labels)} class; DeViSE needs at least 2 classes")
+    bad = [lbl for lbl in labels if not 0 <= lbl < len(vocab)]
+    if bad:
+        raise DatasetError(f"{what} labels {bad[:5]} are outside the vocabulary of {len(vocab)} labels")
+
+
+def _wanted(cfg: TrainConfig, step: str) -> bool:
+    return {"pretrain": cfg.pretrain_epochs > 0, "batchnorm": cfg.bn_images > 0,
+            "head": cfg.head_epochs > 0, "finetune": cfg.finetune_epochs > 0}[step]
+
+
+def _count_failed(items, log: FailureLog) -> int:
+    return sum(1 for p, _ in items if str(p) in log)
+
+
+def _build_or_restore(cfg: TrainConfig, vocab: Vocabulary, out: Path):
+    from models.net.devise_model import DeviseModel
+
+    state = load_state(out / B.CHECKPOINT_DIR / "state.json")
+    weights_file = state.get("weights")
+    common = dict(backbone=cfg.backbone, embedding_dim=vocab.dim, num_classes=len(vocab),
+                  image_size=cfg.image_size, hidden_units=cfg.hidden_units, dropout=cfg.dropout,
+                  backbone_options=cfg.backbone_options())
+    if weights_file and (out / B.CHECKPOINT_DIR / weights_file).is_file():
+        model = DeviseModel(weights=None, **common)
+        model.load_weights(out / B.CHECKPOINT_DIR / weights_file)
+        return model
+    if cfg.weights and Path(cfg.weights).expanduser().is_dir():  # another bundle's trained backbone
+        return B.copy_backbone(DeviseModel(weights=None, **common), cfg.weights)
+    return DeviseModel(weights=cfg.weights, **common)
+
+
+def _start_bundle(out: Path, cfg, vocab, provenance, train, val) -> None:
+    """Give the (empty) output folder its vocab.h5 and config.json in one rename.
+
+    Written one after the other in place, a kill between the two would leave a folder
+    that neither ``--resume`` (no config.json) nor a fresh start (not empty) accepts.
+    Both files are written into a hidden staging folder beside ``out`` instead, which
+    then replaces the empty ``out``; stagings left by a killed run are removed first.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        vocab.save(stage / B.VOCAB_FILE)
+        _write_config(stage, cfg, vocab, provenance, train, val, complete=False)
+        if out.is_dir():
+            out.rmdir()  # prepare_output left it empty; a kill right here leaves no folder: a fresh start works
+        os.rename(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def _mark_done(ctx: RunContext, step: str) -> None:
+    """Save the full model after ``step``, then record it (older step weights are removed)."""
+    name = f"after-{step}.weights.h5"
+    save_weights_atomic(ctx.model, ctx.ckpt / name)
+    state = load_state(ctx.state_path)
+    old = state.get("weights")
+    state["done"] = sorted(set(state.get("done", [])) | {step}, key=STEPS.index)
+    state["weights"] = name
+    save_state(ctx.state_path, state)
+    if old and old != name:
+        (ctx.ckpt / old).unlink(missing_ok=True)
+    remove_backup(ctx.ckpt / f"backup-{step}")
+
+
+def _write_config(out, cfg, vocab, provenance, train, val, *, complete, log=None, best=None, seconds=None,
+                  softmax_trained=False) -> None:
+    import keras
+    import tensorflow as tf
+
+    from wordnet.base.version import __version__
+
+    config = {
+        "complete": complete,
+        "softmax_trained": softmax_trained,
+        "backbone": cfg.backbone,
+        "image_size": cfg.image_size,
+        "embedding_dim": vocab.dim,
+        "classes": len(vocab),
+        "hyperparameters": cfg.to_dict(),
+        "provenance": provenance or {},
+        "vocabulary": {k: v for k, v in vocab.attrs.items() if isinstance(v, (str, int, float, bool))},
+        "data": {"train_images": len(train), "val_images": len(val),
+                 "failed_images": len(log) if log is not None else 0,
+                 "failures": [{"path": p, "reason": r} for p, r in (log.items() if log else [])][:1000]},
+        "best": best,
+        "seconds": {k: round(v, 2) for k, v in (seconds or {}).items()},
+        "versions": {"devise": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+                     "numpy": np.__version__},
+    }
+    B.write_config(out, config)

@@ -1,0 +1,179 @@
+"""The architecture, checked from source alone: no import cycles, no import across a forbidden direction.
+
+The layers, bottom to top::
+
+    wordnet.base            errors, safe files and locks, data home, version (stdlib only)
+    wordnet | models        the label half (never Keras) | the image half (never click or NLTK)
+    devise                  the public API: the one layer that joins both halves (never click)
+    devise_cli              Click glue over devise (no library module imports it)
+
+Every ``import`` and ``from ... import`` in every module is read with :mod:`ast` (nothing is
+imported or executed), function-level imports included, plus the lazy tables that
+name modules as strings (``devise._EXPORTS``, ``devise_cli.cli.COMMANDS``).
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("wordnet", "models", "devise", "devise_cli")
+LAZY_TABLES = ("_EXPORTS", "COMMANDS")  # module-level dicts whose values are "module" or "module:attr"
+
+# importer prefix -> import prefixes it must never import, and why
+FORBIDDEN = [
+    ("wordnet", ("keras", "tensorflow", "models", "devise", "devise_cli", "click", "jax", "torch"),
+     "the label half never imports Keras, the image half, the API or the CLI"),
+    ("models", ("click", "nltk", "devise", "devise_cli"), "the image half never imports click, NLTK, the API or the CLI"),
+    ("devise", ("click", "devise_cli"), "the API never imports click or the CLI"),
+]
+BASE = "wordnet.base"  # the bottom layer: the standard library and platformdirs only
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _resolve(module: str, is_package: bool, level: int, name: str | None) -> str:
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    if level > 1:
+        base = base[: len(base) - (level - 1)]
+    return ".".join(base + ([name] if name else []))
+
+
+def imports_of(path: Path, root: Path) -> list[tuple[str, int, bool]]:
+    """``(imported dotted name, line, maybe)`` for every import in the file, wherever it stands.
+
+    ``maybe``: ``from pkg import name`` also yields ``pkg.name``, which is an import only
+    when ``pkg.name`` is a module (the caller knows which modules exist).
+    """
+    module = module_name(path, root)
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(a.name, node.lineno, False) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            target = _resolve(module, path.name == "__init__.py", node.level, node.module) if node.level \
+                else node.module
+            # `from pkg import mod` imports pkg.mod when that is a module; otherwise names in pkg
+            found += [(f"{target}.{a.name}", node.lineno, True) for a in node.names if a.name != "*"]
+            found.append((target, node.lineno, False))
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and any(
+                isinstance(t, ast.Name) and t.id in LAZY_TABLES for t in node.targets):
+            found += [(v.value.split(":")[0], node.lineno, False) for v in node.value.values
+                      if isinstance(v, ast.Constant) and isinstance(v.value, str)]
+    return found
+
+
+def source_modules(root: Path) -> dict[str, Path]:
+    return {module_name(p, root): p for pkg in PACKAGES for p in sorted((root / pkg).rglob("*.py"))
+            if "__pycache__" not in p.parts}
+
+
+def import_graph(root: Path) -> tuple[dict[str, set[str]], list[tuple[str, str, int]]]:
+    """Edges between devise's own modules, and every (importer, imported, line) for the direction checks."""
+    modules = source_modules(root)
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    every = []
+    for mod, path in modules.items():
+        for name, line, maybe in imports_of(path, root):
+            if maybe and name not in modules:
+                continue
+            every.append((mod, name, line))
+            if name in modules and name != mod:
+                graph[mod].add(name)
+    return graph, every
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan), each sorted."""
+    index, low, stack, on_stack, out = {}, {}, [], set(), []
+    counter = [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def _within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def direction_violations(root: Path) -> list[str]:
+    _, every = import_graph(root)
+    bad = []
+    for importer, name, line in every:
+        where = f"{source_modules(root)[importer].relative_to(root)}:{line}"
+        for layer, banned, why in FORBIDDEN:
+            if _within(importer, layer) and any(_within(name, b) for b in banned):
+                bad.append(f"{where}: {importer} imports {name} ({why})")
+        if _within(importer, BASE):
+            ours = name.split(".")[0] in PACKAGES
+            if (ours and not _within(name, BASE)) or name.split(".")[0] in ("numpy", "h5py", "nltk", "keras"):
+                bad.append(f"{where}: {importer} imports {name} (wordnet.base is the bottom layer)")
+    return sorted(set(bad))
+
+
+def test_no_import_cycles_between_modules():
+    graph, _ = import_graph(ROOT)
+    assert len(graph) > 60  # every module was read
+    assert find_cycles(graph) == []
+
+
+def test_no_import_across_a_forbidden_direction():
+    assert direction_violations(ROOT) == []
+
+
+def test_the_checks_catch_what_they_claim_to(tmp_path):
+    """A tree with a lazy cycle and a Keras import in the label half is caught (the checks can fail)."""
+    for pkg in PACKAGES:
+        (tmp_path / pkg).mkdir()
+        (tmp_path / pkg / "__init__.py").write_text("")
+    (tmp_path / "models" / "a.py").write_text("def f():\n    from models import b\n")
+    (tmp_path / "models" / "b.py").write_text("from .a import f\n")
+    (tmp_path / "wordnet" / "c.py").write_text("def g():\n    import keras\n")
+    (tmp_path / "devise" / "__init__.py").write_text('_EXPORTS = {"x": "devise_cli.y"}\n')
+    graph, _ = import_graph(tmp_path)
+    assert find_cycles(graph) == [["models.a", "models.b"]]
+    assert direction_violations(tmp_path) == [
+        "devise/__init__.py:1: devise imports devise_cli.y (the API never imports click or the CLI)",
+        "wordnet/c.py:2: wordnet.c imports keras (the label half never imports Keras, the image half, the API "
+        "or the CLI)",
+    ]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_package_folder_is_a_package(package):
+    """No folder of code without ``__init__.py`` (setup.cfg's find: would leave it out of the wheel)."""
+    for folder in (ROOT / package).rglob("*"):
+        if folder.is_dir() and any(folder.glob("*.py")) and "__pycache__" not in folder.parts:
+            assert (folder / "__init__.py").is_file(), folder

@@ -1,0 +1,143 @@
+"""wordnet.scoring.evaluation on hand-made embeddings: every figure below is computed by hand."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from wordnet.base.errors import DatasetError, DimensionMismatchError
+from wordnet.scoring import evaluation as ev
+from wordnet.vocab import Vocabulary
+
+E = np.eye(8, dtype=np.float32)
+WNIDS = ["n1", "n2", "n3", "n4", "n5"]  # n1..n3 trained on (seen), n4, n5 unseen
+
+
+def vocab(wnids):
+    rows = [WNIDS.index(w) for w in wnids]
+    return Vocabulary(wnids=list(wnids), synsets=[f"{w}.n.01" for w in wnids], labels=list(wnids),
+                      definitions=["" for _ in wnids], vectors=E[rows])
+
+
+TRAINING = vocab(["n1", "n2", "n3"])
+CANDS = vocab(WNIDS)
+OUT = ev.Outputs(
+    embeddings=np.stack([E[0] + 0.1 * E[3],        # n1 image: right
+                         E[2],                     # n2 image: predicts n3
+                         0.9 * E[0] + 0.8 * E[3],  # n4 image: pulled to seen n1, n4 second
+                         E[4]]),                   # n5 image: right
+    probs=np.array([[0.8, 0.1, 0.1], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1], [0.3, 0.3, 0.4]]),
+    true_wnids=["n1", "n2", "n4", "n5"],
+)
+SIBLING = {"n1": "n4", "n4": "n1", "n2": "n3", "n3": "n2", "n5": "n2"}
+
+
+def gt_factory(cand_wnids):
+    row = {w: i for i, w in enumerate(cand_wnids)}
+
+    def gt(wnid, k):
+        labels = {wnid} if k == 1 else {wnid, SIBLING[wnid]}
+        return {row[w] for w in labels if w in row}
+
+    return gt
+
+
+def opts(**kw):
+    base = dict(ks=(1, 2), hierarchical=True, bootstrap=0, calibration=None)
+    base.update(kw)
+    return ev.EvalOptions(**base)
+
+
+def test_given_setting_hand_computed():
+    rep = ev.evaluate(OUT, CANDS, TRAINING, opts(), gt_factory)
+    m = rep["methods"]
+    assert (rep["n_images"], rep["candidates"], rep["k"]) == (4, 5, [1, 2])
+    assert (m["devise"]["hit@1"], m["devise"]["hit@2"]) == (0.5, 0.75)
+    assert m["devise"]["hp@1"] == m["devise"]["hit@1"]
+    assert m["devise"]["hp@2"] == 0.75  # (2/2 + 1/2 + 2/2 + 1/2) / 4
+    assert (m["softmax"]["hit@1"], m["softmax"]["hit@2"], m["softmax"]["candidates"]) == (0.25, 0.5, 3)
+    assert m["softmax"]["hp@2"] == 0.5  # scored against the training labels' hierarchy
+    assert m["conse"]["hit@1"] == 0.25
+    assert (m["chance"]["hit@1"], m["chance"]["hit@2"]) == (0.2, 0.4)
+    assert m["chance"]["hp@2"] == 0.4  # every ground-truth set for k=2 holds 2 of 5 candidates
+    # the split: zsl = the two unseen images against n4, n5; gzsl would repeat "given"
+    assert list(rep["settings"]) == ["zsl"]
+    z = rep["settings"]["zsl"]
+    assert (z["n_images"], z["candidates"], z["methods"]["devise"]["hit@1"]) == (2, 2, 1.0)
+    assert z["methods"]["softmax"]["hit@1"] == 0.0
+    assert (rep["n_seen_images"], rep["n_unseen_images"]) == (2, 2)
+    json.dumps(rep)  # JSON-ready
+
+
+def test_calibrated_stacking_rows():
+    rep = ev.evaluate(OUT, CANDS, TRAINING, opts(calibration=0.2, hierarchical=False), None)
+    cal = rep["methods"]["devise+cal"]
+    assert cal["hit@1"] == 0.75  # the n4 image flips to n4; seen images stay right/wrong
+    assert rep["calibration"]["devise"] == {"gamma": 0.2, "criterion": "given"}
+    # auto: the seen images' gaps are 0.895 (right) and 1.0 (wrong): any gamma > 0.895
+    # loses the right one, so the 10% rule keeps gamma at 0
+    rep = ev.evaluate(OUT, CANDS, TRAINING, opts(calibration="auto", hierarchical=False), None)
+    assert rep["calibration"]["devise"]["gamma"] == 0.0
+    assert rep["methods"]["devise+cal"]["hit@1"] == 0.5
+
+
+def test_bootstrap_intervals_bracket_the_means():
+    rep = ev.evaluate(OUT, CANDS, TRAINING, opts(bootstrap=300), gt_factory)
+    for method in rep["methods"].values():
+        for col in ("hit@1", "hit@2", "hp@2"):
+            lo, hi = method[f"{col}_ci"]
+            assert 0.0 <= lo <= method[col] <= hi <= 1.0
+    assert rep["methods"]["devise"]["hit@1_ci"] == [0.0, 1.0]  # 4 classes, each all right or all wrong
+
+
+def test_explicit_splits_are_averaged():
+    splits = [ev.Split("a", ["n4", "n5"]), ev.Split("b", ["n5"])]
+    rep = ev.evaluate(OUT, CANDS, TRAINING, opts(hierarchical=False), None, splits=splits)
+    g = rep["settings"]["gzsl"]
+    # a: all 4 images vs 5 labels -> 1/2; b: n1, n2, n5 images vs n5 + seen -> 2/3
+    assert g["methods"]["devise"]["hit@1"] == pytest.approx((0.5 + 2 / 3) / 2, abs=1e-6)
+    assert [s["methods"]["devise"]["hit@1"] for s in g["splits"]] == [0.5, pytest.approx(2 / 3, abs=1e-6)]
+    assert g["n_splits"] == 2 and g["candidates"] == [5, 4]
+    assert rep["settings"]["zsl"]["methods"]["devise"]["hit@1"] == 1.0
+
+
+def test_split_errors_name_the_problem(tmp_path):
+    with pytest.raises(DatasetError, match=r"split x: n2 were trained on, so they cannot be unseen"):
+        ev.evaluate(OUT, CANDS, TRAINING, opts(), gt_factory, splits=[ev.Split("x", ["n2", "n4"])])
+    f = tmp_path / "splits.json"
+    f.write_text(json.dumps({"splits": [{"name": "one", "unseen": ["zebra"]}, ["okapi", "tapir"]]}))
+    assert ev.load_splits(f) == [{"name": "one", "unseen": ["zebra"]}, {"name": "2", "unseen": ["okapi", "tapir"]}]
+    f.write_text('{"splits": [{"name": "one"}]}')
+    with pytest.raises(DatasetError, match='split 1 needs a non-empty list "unseen"'):
+        ev.load_splits(f)
+
+
+def test_wrong_dimension_is_a_clear_error():
+    bad = ev.Outputs(np.ones((1, 4), np.float32), None, ["n1"])
+    with pytest.raises(DimensionMismatchError, match="has 8-d vectors but the model's embedding is 4-d"):
+        ev.evaluate(bad, CANDS, TRAINING, opts(hierarchical=False), None)
+
+
+def test_without_a_softmax_head_only_devise_and_chance():
+    no_probs = ev.Outputs(OUT.embeddings, None, OUT.true_wnids)
+    rep = ev.evaluate(no_probs, CANDS, TRAINING, opts(hierarchical=False), None)
+    assert sorted(rep["methods"]) == ["chance", "devise"]
+    assert rep["methods"]["devise"]["hit@1"] == 0.5
+
+
+def test_unseen_classes_without_unseen_candidates_are_named():
+    rep = ev.evaluate(OUT, TRAINING, TRAINING, opts(hierarchical=False), None)
+    assert rep["candidate_kind"] == "seen" and "settings" not in rep
+    assert rep["classes_not_candidates"] == ["n4", "n5"] and rep["not_candidates"] == 2
+    assert rep["notes"] == ["2 classes are neither training labels nor candidates; "
+                            "pass --vocab with their labels for zero-shot results"]
+    assert rep["methods"]["devise"]["hit@1"] == 0.25  # only the n1 image; n2 goes to n3
+
+
+def test_auto_calibration_without_seen_images_says_why_it_is_missing():
+    unseen_only = OUT.take(np.array([False, False, True, True]))
+    rep = ev.evaluate(unseen_only, CANDS, TRAINING, opts(hierarchical=False, calibration="auto"), None)
+    assert "devise+cal" not in rep["methods"]
+    assert rep["notes"] == ["calibrated stacking skipped: no validation image to choose gamma on; "
+                            "pass --calibration GAMMA or --calibration-data DIR"]

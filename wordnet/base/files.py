@@ -1,0 +1,240 @@
+"""Files written safely: atomic writes, stale temporaries, exclusive locks.
+
+Every file devise writes goes through :func:`atomic_path`, so an interrupted run (even
+one killed with SIGKILL) never leaves a half-written file under a final name; what it
+can leave is a hidden temporary file, which :func:`remove_stale_temps` clears. A folder
+that one run writes over many minutes (a training bundle, a dataset) is guarded by
+:func:`exclusive_lock`, so a second run refuses instead of interleaving its files with
+the first one's.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from wordnet.base.errors import DeviseError
+
+TEMP_MARK = ".tmp"
+# ".<final name>.<8 random chars>.tmp<final suffixes>", as made by atomic_path
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[^.]+){0,2}$")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    The temporary name ends with the final suffixes (Keras insists on ``.keras`` and
+    ``.weights.h5``), lives in the same directory (so the rename is atomic on POSIX),
+    starts with a dot, and is removed if the block raises. A process killed inside the
+    block leaves only that hidden temporary file behind (see :func:`remove_stale_temps`).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=TEMP_MARK + "".join(path.suffixes[-2:]), dir=path.parent
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    tmp_path.unlink()  # let the writer create it (h5py/keras refuse some existing files)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator:
+    """Open a temporary file for writing; it replaces ``path`` only when closed cleanly."""
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, **kwargs) as fh:
+            yield fh
+
+
+def is_stale_temp(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named like a temporary file of :func:`atomic_path`."""
+    return bool(_TEMP_NAME.match(Path(path).name))
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files a killed writer left in ``folder`` (not recursive); return them.
+
+    Only call this while holding the folder's :func:`exclusive_lock`: a live writer's
+    temporary file looks exactly like a dead one's.
+    """
+    folder = Path(folder)
+    removed = []
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if p.is_file() and is_stale_temp(p):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+                    removed.append(p)
+    return removed
+
+
+# -- exclusive locks -------------------------------------------------------------------
+def lock_path_for(folder: str | os.PathLike) -> Path:
+    """The lock file guarding ``folder``: a hidden file beside it (``.<name>.lock``).
+
+    Beside rather than inside, so that creating the lock never makes a new output
+    folder look non-empty, and ``--overwrite`` (which removes the folder) keeps it.
+    """
+    folder = Path(folder).expanduser()
+    return folder.parent / f".{folder.name}.lock"
+
+
+class LockedError(DeviseError):
+    """Another live process holds the lock."""
+
+    def __init__(self, message: str, pid: int | None):
+        super().__init__(message)
+        self.pid = pid
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, what: str = "") -> Iterator[Path]:
+    """Hold an exclusive lock on the file ``path`` (created, holding our pid) for the block.
+
+    The lock is an OS file lock (``flock`` on POSIX, ``msvcrt.locking`` on Windows), so
+    the kernel releases it when the holder dies, even by SIGKILL: a lock file left by a
+    dead process is stale and is simply taken over. If a live process holds it,
+    :class:`LockedError` names ``what`` (default: the lock file) and the holder's pid.
+    The file is removed on release.
+    """
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _acquire(path, what or str(path))
+    try:
+        yield path
+    finally:
+        _release(path, fd)
+
+
+def lock_holder(path: str | os.PathLike) -> int | None:
+    """The pid of the live process holding the lock at ``path``, or None (free or stale).
+
+    A cheap question for early checks; :func:`exclusive_lock` is the real guard.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        return None
+    try:
+        fd = _acquire(path, str(path), create=False)
+    except LockedError as exc:
+        return exc.pid if exc.pid is not None else -1
+    except FileNotFoundError:
+        return None
+    _unlock(fd)
+    os.close(fd)
+    return None
+
+
+def locks_output_folder(what: str):
+    """Decorator: hold :func:`exclusive_lock` on the folder given as the first argument while the function runs.
+
+    For builders that write many files into one output folder over minutes (a dataset
+    build): a second run into the same folder is refused instead of interleaved.
+    """
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(out, *args, **kwargs):
+            folder = Path(out).expanduser()
+            with exclusive_lock(lock_path_for(folder), f"{what} {folder}"):
+                return func(out, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def ensure_unlocked(path: str | os.PathLike, what: str = "") -> None:
+    """Raise :class:`LockedError` now if a live process holds the lock at ``path`` (early CLI check)."""
+    pid = lock_holder(path)
+    if pid is not None:
+        raise LockedError(_locked_message(what or str(path), pid if pid > 0 else None), pid)
+
+
+def _locked_message(what: str, pid: int | None) -> str:
+    holder = f"pid {pid}" if pid is not None else "a process that is just starting"
+    return f"{what} is in use by another devise process ({holder}); wait for it to finish, or stop it and try again"
+
+
+def _acquire(path: Path, what: str, create: bool = True) -> int:
+    while True:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+        if not _try_lock(fd):
+            pid = _read_pid(fd)
+            os.close(fd)
+            raise LockedError(_locked_message(what, pid), pid)
+        try:  # the previous holder may have removed the file between our open and lock
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        _unlock(fd)
+        os.close(fd)
+        if not create:
+            raise FileNotFoundError(path)
+    if create:
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _release(path: Path, fd: int) -> None:
+    if sys.platform != "win32":  # remove while still holding it, so no one locks a doomed file
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    _unlock(fd)
+    os.close(fd)
+    if sys.platform == "win32":  # pragma: no cover - an open file cannot be removed on Windows
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        return int(os.read(fd, 32).decode("ascii").strip())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1 << 20)  # a region, not the pid bytes we read
+            return True
+        except OSError:
+            return False
+
+    def _unlock(fd: int) -> None:
+        with contextlib.suppress(OSError):
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1 << 20)
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)

@@ -1,0 +1,9 @@
+"""Scoring a model's outputs against label vocabularies (no Keras, no WordNet reader here).
+
+- :mod:`~wordnet.scoring.metrics`: hit@k, hierarchical precision@k, ConSE, bootstrap intervals,
+  calibrated stacking;
+- :mod:`~wordnet.scoring.evaluation`: the settings ``devise eval`` reports (given, zero-shot,
+  generalised zero-shot, splits), as one JSON-ready report.
+"""
+
+BASELINES = ("softmax", "conse")  # the baselines `devise eval` scores beside DeViSE (numpy-free, for the CLI)
