@@ -29,6 +29,7 @@ from wordnet.base.version import __version__  # noqa: E402
 _EXPORTS = {
     # training
     "train": "devise.training",
+    "pretrain": "devise.pretraining",
     "TrainConfig": "models.training.config",
     "TrainResult": "models.training.train",
     "Reporter": "models.training.progress",

@@ -21,6 +21,7 @@ COMMANDS = {
     "vectors": "devise_cli.vectors_cmds:vectors_group",
     "vocab": "devise_cli.vocab_cmds:vocab_group",
     "train": "devise_cli.train_cmd:train",
+    "pretrain": "devise_cli.pretrain_cmd:pretrain",
     "predict": "devise_cli.predict_cmd:predict",
     "eval": "devise_cli.eval_cmd:evaluate",
     "data": "devise_cli.data_cmds:data_group",

@@ -208,3 +208,67 @@ def _select_concepts(rows, wanted):
     if missing:
         raise DatasetError(f"not in the concept table: {', '.join(missing)}")
     return chosen
+
+
+@data_group.command("pool")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--size", default=64, show_default=True, type=click.IntRange(8), envvar="DEVISE_POOL_SIZE",
+              help="Image side in pixels.")
+@click.option("--min-sets", default=8, show_default=True, type=click.IntRange(1),
+              help="A class is an icon name drawn by at least this many sets.")
+@click.option("--max-per-class", default=40, show_default=True, type=click.IntRange(1),
+              help="Icons kept per class, taken round-robin over the sets that draw it.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the choice of icons within a class.")
+@click.option("--sets", callback=_csv_list, metavar="PREFIX,...",
+              help="Only these Iconify sets (default: every installed open, non-emoji, non-logo set).")
+@click.option("--table", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Benchmark concept table to stay disjoint from (default: the emoji table shipped with devise).")
+@click.option("--node-modules", type=click.Path(file_okay=False, path_type=Path),
+              envvar="DEVISE_NODE_MODULES", help="node_modules folder holding @iconify/json.")
+@domain_errors
+def pool(out, size, min_sets, max_per_class, seed, sets, table, node_modules):
+    """Build a pre-training pool from @iconify/json: icon names many sets share, none a benchmark concept.
+
+    A class is an icon name (style and size tokens dropped, badges folded: `folder-plus` is
+    `folder`) drawn by at least --min-sets open sets; emoji sets, logos, flags, programming
+    symbols and NC/ND/GPL sets are left out. A name is left out when it names a concept of the
+    benchmark table, a hyponym or hypernym of one in WordNet, a brand, or a near-leak listed in
+    the reviewed table wordnet/data/pool_class_review.csv; excluded.csv says why for each.
+    Writes OUT/images/<class>/, manifest.csv, classes.csv, excluded.csv, train.csv, pool.json
+    and ATTRIBUTION.md; `devise pretrain OUT` trains a backbone on it.
+
+    \b
+    Example:
+      npm install @iconify/json
+      devise data pool data/pool --size 64 --min-sets 8
+    """
+    from wordnet.datasets.icon_pool import brand_names, build_icon_pool, pool_collections
+    from wordnet.datasets.icons import HOW_TO_GET, iconify_collections
+    from wordnet.reader import load_wordnet
+
+    wn = load_wordnet()
+    installed = iconify_collections(node_modules)
+    if not installed:
+        click.echo(f"skipped icons: no Iconify set found; {HOW_TO_GET}")
+    kept, left_out = pool_collections(installed, sets)
+    unknown = [s for s in (sets or []) if s not in installed]
+    if unknown:
+        click.echo(f"skipped {', '.join(unknown)}: not installed; {HOW_TO_GET}")
+    if left_out:
+        click.echo(f"left out {len(left_out)} sets: " + "; ".join(left_out))
+    with progress_bar("reading and rendering sets", 2 * max(1, len(kept))) as update:
+        result = build_icon_pool(out, wn, _load_table(wn, table), kept, size=size, min_sets=min_sets,
+                                 max_per_class=max_per_class, seed=seed, brands=brand_names(installed, wn),
+                                 on_set=lambda done, total, prefix: update(done, total, prefix))
+    images = result.images
+    click.echo(f"rendered {len(images)} images of {len(result.classes)} classes from "
+               f"{len({r['set'] for r in images})} sets in {result.seconds:.1f} s")
+    reasons = {}
+    for _cls, _n, reason in result.excluded:
+        key = reason.split(" ", 1)[0].rstrip(":")
+        reasons[key] = reasons.get(key, 0) + 1
+    click.echo(f"left out {len(result.excluded)} classes in >= {min_sets} sets: "
+               + ", ".join(f"{n} by {k}" for k, n in sorted(reasons.items())))
+    for prefix, icon, reason in result.failures[:5]:
+        click.echo(f"  failed {prefix}:{icon}: {reason}")
+    click.echo(f"wrote {result.out}")

@@ -35,12 +35,17 @@ def _read_config(ctx, param, value):
     return value
 
 
-def option_for(field) -> click.Option:
-    """The Click option of one TrainConfig field: ``--image-size`` for ``image_size``, typed from the field."""
+_NO_DEFAULT = object()
+
+
+def option_for(field, flag: str | None = None, default=_NO_DEFAULT) -> click.Option:
+    """The Click option of one TrainConfig field: ``--image-size`` for ``image_size``, typed from the field
+    (``flag`` and ``default`` replace the field's own, for commands that present a setting differently)."""
     meta = field.metadata
-    flag = "--" + field.name.replace("_", "-")
+    flag = flag or "--" + field.name.replace("_", "-")
+    default = field.default if default is _NO_DEFAULT else default
     names = [meta["short"], flag] if meta.get("short") else [flag]
-    kwargs = dict(default=field.default, help=meta.get("help") or None, envvar=meta.get("envvar"),
+    kwargs = dict(default=default, help=meta.get("help") or None, envvar=meta.get("envvar"),
                   metavar=meta.get("metavar"))
     kind = str(field.type).replace(" | None", "")
     if kind == "bool":
@@ -56,8 +61,8 @@ def option_for(field) -> click.Option:
         bounded = meta.get("min") is not None or meta.get("max") is not None
         extra = {"max_open": True} if meta.get("max_open") else {}
         kwargs["type"] = rng(meta.get("min"), meta.get("max"), **extra) if bounded else (int if kind == "int" else float)
-        kwargs["show_default"] = field.default is not None
-    elif field.default is not None:
+        kwargs["show_default"] = default is not None
+    elif default is not None:
         kwargs["show_default"] = True
     if kind == "str" and meta.get("metavar") == "DIR":
         kwargs["type"] = click.Path(file_okay=False)

@@ -75,12 +75,14 @@ def image_dataset(
     seed: int | None = None,
     with_index: bool = False,
     drop_remainder: bool = False,
+    style: str | None = None,
 ):
     """A batched ``tf.data.Dataset`` of float32 RGB images in [0, 255].
 
     Elements are ``images`` or ``(images, labels)``; with ``with_index`` the position
     of each image in ``paths`` is appended, so callers can tell which files survived.
-    Known-bad files (already in ``log``) are left out before decoding.
+    Known-bad files (already in ``log``) are left out before decoding. ``style`` is a recipe of
+    :mod:`models.data.style` ops applied to each batch (training only).
     """
     import tensorflow as tf
 
@@ -116,7 +118,28 @@ def image_dataset(
 
     ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = _with_style(ds, style, seed)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _with_style(ds, recipe: str | None, seed: int | None):
+    """Apply :mod:`models.data.style`'s ops of ``recipe`` to each batch, with a fresh stateless seed per batch
+    and epoch (``Dataset.random`` re-randomised each iteration, seeded by ``seed``)."""
+    import tensorflow as tf
+
+    from models.data.style import style_augmenter
+
+    apply = style_augmenter(recipe)
+    if apply is None:
+        return ds
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def styled(batch, batch_seed):
+        if isinstance(batch, tuple):
+            return (apply(batch[0], batch_seed),) + batch[1:]
+        return apply(batch, batch_seed)
+
+    return tf.data.Dataset.zip((ds, seeds)).map(styled, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def inference_dataset(paths: Sequence[str | Path], size: int, batch_size: int, *, log: FailureLog):

@@ -9,12 +9,14 @@ raw RGB in [0, 255] and no caller has to know which backbone is inside.
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 
 import keras
 from keras import ops
 
-from models.net.catalog import BACKBONES, BackboneSpec, backbone_names
+from models.net.catalog import (BACKBONE_FILE, BACKBONE_FORMAT, BACKBONE_INFO, BACKBONES, WEIGHTS_DIR,
+                                BackboneSpec, backbone_names, shipped_weights)
 from wordnet.base.errors import BundleError
 
 
@@ -77,6 +79,49 @@ def check_backbone_options(name: str, options: dict | None) -> dict:
     return options
 
 
+def read_backbone_info(path: str | Path) -> dict:
+    """The ``backbone.json`` of a pre-trained backbone (a ``devise pretrain`` folder or a shipped name's file)."""
+    path = Path(path)
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: cannot read the backbone description ({exc.__class__.__name__})") from None
+    if not isinstance(info, dict) or info.get("format") != BACKBONE_FORMAT:
+        raise WeightsError(f"{path}: not a devise backbone description")
+    return info
+
+
+def resolve_weights(weights: str | None, name: str, options: dict) -> str | None:
+    """A shipped backbone's name (``devise-pool-64``) or a ``devise pretrain`` folder -> its weights file.
+
+    Their ``backbone.json`` says which backbone and options the weights are for; another
+    ``--backbone`` or ``--alpha`` is a :class:`WeightsError` saying which to use. Anything
+    else (``imagenet``, ``none``, a file, a bundle folder) is returned unchanged.
+    """
+    if weights in (None, "none", "None", "", "imagenet"):
+        return weights
+    if weights in shipped_weights():
+        info_path, file = WEIGHTS_DIR / f"{weights}.json", WEIGHTS_DIR / f"{weights}.weights.h5"
+    else:
+        folder = Path(weights).expanduser()
+        if not (folder.is_dir() and (folder / BACKBONE_INFO).is_file()):
+            if not folder.exists() and not any(c in str(weights) for c in "/.\\"):
+                names = ", ".join(shipped_weights()) or "none installed"
+                raise WeightsError(f"no backbone weights named {weights!r} (shipped: {names}); "
+                                   "pass --weights imagenet|none|NAME|PATH")
+            return weights
+        info_path, file = folder / BACKBONE_INFO, folder / BACKBONE_FILE
+    info = read_backbone_info(info_path)
+    theirs = (info.get("backbone"), dict(info.get("options") or {}))
+    if theirs != (name, dict(options)):
+        alpha = f" --alpha {theirs[1]['alpha']}" if "alpha" in theirs[1] else ""
+        raise WeightsError(f"{weights}: these are weights for {theirs[0]} {theirs[1] or ''}, not {name} "
+                           f"{options or ''}; use --backbone {theirs[0]}{alpha}")
+    if not file.is_file():
+        raise WeightsError(f"{weights}: its weights file {file} is missing")
+    return str(file)
+
+
 def build_backbone(name: str, image_size: int, weights: str | None = None, options: dict | None = None):
     """``include_top=False`` keras.applications model for ``(image_size, image_size, 3)`` input.
 
@@ -87,6 +132,7 @@ def build_backbone(name: str, image_size: int, weights: str | None = None, optio
     """
     spec = spec_of(name)
     options = check_backbone_options(name, options)
+    weights = resolve_weights(weights, name, options)
     ctor = getattr(importlib.import_module("keras.applications"), spec.constructor)
     kwargs = dict(include_top=False, input_shape=(image_size, image_size, 3), pooling=None, **options)
     if weights in (None, "none", "None", ""):

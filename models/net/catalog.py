@@ -6,6 +6,7 @@ Plain data, no Keras import: the CLI reads the names for ``--backbone``'s choice
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,18 @@ def backbone_names() -> list[str]:
 
 # the hinge rank loss variants (models.net.losses.HingeRankLoss): every negative, or the paper's sampled one
 LOSS_VARIANTS = ("sum", "sampled")
+
+
+# a pre-trained backbone folder (`devise pretrain`): the weights of the keras.applications model
+# without its top, and a JSON file saying what they are (format, backbone, options, provenance)
+BACKBONE_FILE = "backbone.weights.h5"
+BACKBONE_INFO = "backbone.json"
+BACKBONE_FORMAT = "devise-backbone"
+# pre-trained backbones shipped inside the package, by name (--weights NAME): NAME.weights.h5 + NAME.json
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def shipped_weights() -> list[str]:
+    """The names ``--weights`` accepts for the backbones shipped with devise (``devise-pool-64``)."""
+    return sorted(p.name[: -len(".json")] for p in WEIGHTS_DIR.glob("*.json")
+                  if (WEIGHTS_DIR / (p.name[: -len(".json")] + ".weights.h5")).is_file())

@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from models.data.style import STYLE_OPS, parse_recipe
 from models.net.catalog import LOSS_VARIANTS, backbone_names
 from wordnet.base.errors import DeviseError
 
 LOSSES = LOSS_VARIANTS                                    # --loss
 STRATEGIES = ("auto", "mirrored", "multi-worker", "one")  # --strategy
+SCHEDULES = ("constant", "cosine")                         # --pretrain-schedule
 
 
 def setting(default, help: str = "", *, choices=None, min=None, max=None, max_open: bool = False,
@@ -35,8 +37,10 @@ def setting(default, help: str = "", *, choices=None, min=None, max=None, max_op
 class TrainConfig:
     # model
     backbone: str = setting("resnet50", "Image backbone (keras.applications).", choices=backbone_names())
-    weights: str = setting("imagenet", "Backbone initialisation: Keras ImageNet weights, random, a weights file, "
-                           "or a bundle folder (its trained backbone).", metavar="imagenet|none|PATH")
+    weights: str = setting("imagenet", "Backbone initialisation: Keras ImageNet weights, random, a backbone shipped "
+                           "with devise by name (devise-pool-64: MobileNetV2 a=0.5 pre-trained on the icon pool), "
+                           "a `devise pretrain` folder, a weights file, or a bundle folder (its trained backbone).",
+                           metavar="imagenet|none|NAME|PATH")
     image_size: int = setting(224, "Square input side in pixels.", min=32)
     alpha: float | None = setting(None, "Width multiplier (MobileNet backbones).")
     hidden_units: int = setting(1024, "Width of the DeViSE head's hidden layer.", min=1)
@@ -49,10 +53,14 @@ class TrainConfig:
     val_split: float = setting(0.1, "Fraction of each class held out for validation (stratified, seeded).",
                                min=0, max=1, max_open=True)
     augment: bool = setting(True, "Random flips and crops in phases 0 and 2.", off_flag="no-augment")
+    style: str = setting("", "Style augmentations in phases 0 and 2 (with --augment), a comma list of "
+                         f"{', '.join(STYLE_OPS)}, or all/none (models.data.style).", metavar="OP,...")
     seed: int = setting(0, "Seed of the split, shuffling, augmentation and initialisation.", envvar="DEVISE_SEED")
     # phase 0: softmax pre-training of the backbone (paper's step 1)
     pretrain_epochs: int = setting(0, "Phase 0: softmax pre-training of the backbone.", min=0)
     pretrain_lr: float = setting(1e-3, "Phase 0 Adam learning rate.")
+    pretrain_schedule: str = setting("constant", "Phase 0 learning rate: constant, or cosine decay to 0 over "
+                                     "its epochs.", choices=SCHEDULES)
     # BatchNorm statistics recomputed on this many clean training images before phase 1
     bn_images: int = setting(1000, "Training images used to recompute BatchNorm statistics before phase 1.", min=0)
     # phase 1: head on cached frozen features, SGD with momentum
@@ -90,10 +98,16 @@ class TrainConfig:
             (self.strategy in STRATEGIES, f"--strategy must be {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}, "
                                           f"got {self.strategy!r}"),
             (self.hidden_units >= 1, "--hidden-units must be positive"),
+            (self.pretrain_schedule in SCHEDULES, f"--pretrain-schedule must be {' or '.join(SCHEDULES)}, "
+                                                  f"got {self.pretrain_schedule!r}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise DeviseError(message)
+        try:
+            parse_recipe(self.style)
+        except ValueError as exc:
+            raise DeviseError(f"--style: {exc}") from None
         return self
 
     def backbone_options(self) -> dict:
@@ -146,3 +160,22 @@ def read_config_file(path) -> dict:
         message = f"{path}: cannot parse config file ({exc.__class__.__name__}: {exc})"
         raise DeviseError(message.splitlines()[0]) from None
     return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+# `devise pretrain` (phase 0 alone, on a pool): the TrainConfig fields it takes and its own defaults,
+# sized for a CPU: MobileNetV2 a=0.5 at 64 px from random weights, cosine-decayed Adam, style augmentation
+PRETRAIN_FIELDS = ("backbone", "alpha", "weights", "image_size", "dropout", "batch_size", "val_split", "augment",
+                   "style", "seed", "pretrain_epochs", "pretrain_lr", "pretrain_schedule", "bn_images", "strategy",
+                   "mixed_precision", "tensorboard", "run_eagerly")
+PRETRAIN_DEFAULTS = {"backbone": "mobilenet_v2", "alpha": 0.5, "weights": "none", "image_size": 64,
+                     "batch_size": 64, "val_split": 0.05, "style": "all", "pretrain_epochs": 30,
+                     "pretrain_lr": 2e-3, "pretrain_schedule": "cosine", "bn_images": 2000}
+
+
+def pretrain_config(**settings) -> TrainConfig:
+    """The :class:`TrainConfig` of a pre-training run: :data:`PRETRAIN_DEFAULTS`, then ``settings``
+    (only :data:`PRETRAIN_FIELDS`); the DeViSE phases are off."""
+    unknown = sorted(set(settings) - set(PRETRAIN_FIELDS))
+    if unknown:
+        raise DeviseError(f"not a pre-training setting: {', '.join(unknown)}")
+    return TrainConfig(**{**PRETRAIN_DEFAULTS, **settings, "head_epochs": 0, "finetune_epochs": 0}).validate()

@@ -64,8 +64,9 @@ def _hits(ctx):
 
 def _images(ctx, items, *, train: bool):
     paths, labels = _split(items)
+    augment = train and ctx.cfg.augment
     return image_dataset(paths, labels, ctx.cfg.image_size, ctx.cfg.batch_size, log=ctx.log,
-                         shuffle=train, augment=train and ctx.cfg.augment, seed=ctx.cfg.seed)
+                         shuffle=train, augment=augment, seed=ctx.cfg.seed, style=ctx.cfg.style if augment else None)
 
 
 def pretrain(ctx) -> None:
@@ -75,8 +76,11 @@ def pretrain(ctx) -> None:
     cfg = ctx.cfg
     ctx.reporter.message(f"phase 0: softmax pre-training, {cfg.pretrain_epochs} epoch(s)")
     model = ctx.model.classifier
+    lr = cfg.pretrain_lr
+    if cfg.pretrain_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(cfg.pretrain_lr, cfg.pretrain_epochs * ctx.steps(len(ctx.train)))
     with ctx.strategy.scope():
-        model.compile(optimizer=keras.optimizers.Adam(cfg.pretrain_lr),
+        model.compile(optimizer=keras.optimizers.Adam(lr),
                       loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"],
                       run_eagerly=cfg.run_eagerly)
     val = _images(ctx, ctx.val, train=False) if ctx.val else None

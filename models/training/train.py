@@ -33,6 +33,7 @@ import numpy as np
 
 from models import bundle as B
 from models.data.pipeline import FailureLog
+from models.net.catalog import BACKBONE_INFO
 from models.training.callbacks import load_state, remove_backup, save_state, save_weights_atomic
 from models.training.config import TrainConfig
 from models.training.distribute import distribution_strategy, precision
@@ -207,7 +208,8 @@ def _build_or_restore(cfg: TrainConfig, vocab: Vocabulary, out: Path):
         model = DeviseModel(weights=None, **common)
         model.load_weights(out / B.CHECKPOINT_DIR / weights_file)
         return model
-    if cfg.weights and Path(cfg.weights).expanduser().is_dir():  # another bundle's trained backbone
+    weights = Path(cfg.weights).expanduser() if cfg.weights else None
+    if weights and weights.is_dir() and not (weights / BACKBONE_INFO).is_file():  # another bundle's backbone
         return B.copy_backbone(DeviseModel(weights=None, **common), cfg.weights)
     return DeviseModel(weights=cfg.weights, **common)
 

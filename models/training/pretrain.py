@@ -1,0 +1,202 @@
+"""``devise pretrain``'s engine: phase 0 (softmax over a pool's classes) alone, written as a backbone.
+
+The paper's step 1 is a visual model pre-trained on many classes disjoint from the zero-shot
+ones. This runs :mod:`models.training.train`'s own phase-0 and BatchNorm steps (same
+callbacks: history rows, SIGKILL-safe backups, the output lock, ``--resume``) on a pool whose
+classes are plain names, not WordNet nouns, then writes the backbone alone::
+
+    backbone.weights.h5   the keras.applications backbone's weights (no top): --weights FOLDER loads it
+    backbone.json         provenance: backbone, options, image size, pool, classes, epochs, sha256
+    config.json           settings and classes (``complete`` once backbone.json is written)
+    history.csv           one row per epoch (loss, accuracy, val accuracy, seconds)
+    checkpoints/          per-epoch backups and step weights while it runs
+
+The classifier used for training is a :class:`~models.net.devise_model.DeviseModel` with a
+vestigial DeViSE head (1 unit): its softmax view is phase 0's model, so nothing about
+training is re-implemented here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from models import bundle as B
+from models.net.catalog import BACKBONE_FILE, BACKBONE_FORMAT, BACKBONE_INFO
+from models.training.callbacks import load_state, read_history, save_weights_atomic
+from models.training.config import TrainConfig
+from models.training.progress import Reporter
+from wordnet.base.errors import DatasetError, DeviseError
+from wordnet.base.files import atomic_write, exclusive_lock, lock_path_for, remove_stale_temps
+
+STEPS = ("pretrain", "batchnorm")
+_VESTIGIAL = 1  # units of the unused DeViSE head (embedding and hidden layer)
+
+
+@dataclass
+class PretrainResult:
+    path: Path
+    train_images: int
+    val_images: int
+    classes: int
+    info: dict = field(default_factory=dict)  # backbone.json
+    failures: list = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+
+
+class _Classes(tuple):
+    """The pool's class names where the training phases expect a vocabulary (only its length is used)."""
+
+    dim = _VESTIGIAL
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pretrain_backbone(items: Sequence[tuple[Path, int]], classes: Sequence[str], output: str | Path,
+                      cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
+                      provenance: dict | None = None, reporter: Reporter | None = None,
+                      callbacks: list | None = None) -> PretrainResult:
+    """Train ``cfg.pretrain_epochs`` of softmax over ``classes`` on ``items`` ((path, class index)) and write
+    the backbone folder ``output``. With ``resume`` the stored settings and classes are used."""
+    reporter = reporter or Reporter()
+    out = Path(output).expanduser()
+    cfg = cfg.validate()
+    if cfg.pretrain_epochs < 1:
+        raise DeviseError("pre-training needs --epochs of at least 1")
+    with exclusive_lock(lock_path_for(out), f"output folder {out}"):
+        return _pretrain_locked(list(items), list(classes), out, cfg, resume=resume, overwrite=overwrite,
+                                provenance=provenance or {}, reporter=reporter, callbacks=callbacks)
+
+
+def _check(items, classes) -> None:
+    if len(classes) < 2:
+        raise DatasetError(f"the pool has {len(classes)} class; pre-training needs at least 2")
+    if not items:
+        raise DatasetError("the pool has no images")
+    bad = sorted({int(lbl) for _, lbl in items if not 0 <= int(lbl) < len(classes)})
+    if bad:
+        raise DatasetError(f"labels {bad[:5]} are outside the {len(classes)} classes")
+
+
+def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, overwrite, provenance, reporter,
+                     callbacks) -> PretrainResult:
+    import keras
+
+    from models.data.datasets import stratified_split
+    from models.data.pipeline import FailureLog
+    from models.training.distribute import distribution_strategy, precision
+    from models.training.phases import PHASES
+    from models.training.train import RunContext, _mark_done
+
+    out = B.prepare_output(out, resume=resume, overwrite=overwrite)
+    for folder in (out, out / B.CHECKPOINT_DIR):
+        remove_stale_temps(folder)
+    if resume:
+        stored = B.read_config(out)
+        if stored.get("kind") != "backbone":
+            raise DeviseError(f"{out} is a DeViSE bundle, not a pre-training run; resume it with devise train")
+        cfg = TrainConfig.from_dict(stored["hyperparameters"]).validate()
+        if list(stored["classes"]) != list(classes):
+            raise DatasetError(f"{out}: the pool's classes differ from the run's ({len(classes)} vs "
+                               f"{len(stored['classes'])}); resume with the same pool")
+        provenance = stored.get("provenance", provenance)
+        reporter.message(f"resuming {out} with its stored settings")
+    _check(items, classes)
+    train, val = stratified_split(items, cfg.val_split, cfg.seed)
+    if not resume:
+        _write_config(out, cfg, classes, provenance, complete=False)
+    keras.utils.set_random_seed(cfg.seed)
+    log = FailureLog(on_new=reporter.failure)
+    seconds: dict[str, float] = {}
+    with precision(cfg.mixed_precision):
+        strategy = distribution_strategy(cfg.strategy)
+        with strategy.scope():
+            model = _build_or_restore(cfg, len(classes), out)
+            ctx = RunContext(cfg, _Classes(classes), out, model, train, val, log, reporter, list(callbacks or []),
+                             strategy)
+            state = load_state(ctx.state_path)
+            for step in STEPS:
+                if step in state.get("done", []) or (step == "batchnorm" and not cfg.bn_images):
+                    continue
+                t0 = time.perf_counter()
+                for cb in ctx.extra_callbacks:
+                    if hasattr(cb, "current_phase"):
+                        cb.current_phase = step
+                PHASES[step](ctx)
+                seconds[step] = time.perf_counter() - t0
+                _mark_done(ctx, step)
+    info = _write_backbone(out, model, cfg, classes, provenance, train, val, log)
+    _write_config(out, cfg, classes, provenance, complete=True)
+    return PretrainResult(out, len(train) - sum(str(p) in log for p, _ in train),
+                          len(val) - sum(str(p) in log for p, _ in val), len(classes), info, log.items(), seconds)
+
+
+def _build_or_restore(cfg: TrainConfig, n_classes: int, out: Path):
+    from models.net.devise_model import DeviseModel
+
+    weights_file = load_state(out / B.CHECKPOINT_DIR / "state.json").get("weights")
+    common = dict(backbone=cfg.backbone, embedding_dim=_VESTIGIAL, num_classes=n_classes,
+                  image_size=cfg.image_size, hidden_units=_VESTIGIAL, dropout=cfg.dropout,
+                  backbone_options=cfg.backbone_options())
+    if weights_file and (out / B.CHECKPOINT_DIR / weights_file).is_file():
+        model = DeviseModel(weights=None, **common)
+        model.load_weights(out / B.CHECKPOINT_DIR / weights_file)
+        return model
+    if cfg.weights and Path(cfg.weights).expanduser().is_dir() and not \
+            (Path(cfg.weights).expanduser() / BACKBONE_INFO).is_file():
+        return B.copy_backbone(DeviseModel(weights=None, **common), cfg.weights)
+    return DeviseModel(weights=cfg.weights, **common)
+
+
+def _write_config(out: Path, cfg: TrainConfig, classes, provenance, *, complete: bool) -> None:
+    B.write_config(out, {"kind": "backbone", "complete": complete, "backbone": cfg.backbone,
+                         "image_size": cfg.image_size, "hyperparameters": cfg.to_dict(),
+                         "classes": list(classes), "provenance": provenance})
+
+
+def _write_backbone(out: Path, model, cfg: TrainConfig, classes, provenance, train, val, log) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from wordnet.base.version import __version__
+
+    save_weights_atomic(model.backbone, out / BACKBONE_FILE)
+    history = [r for r in read_history(out / B.HISTORY_FILE) if r["phase"] == "pretrain"]
+    last = history[-1] if history else {}
+
+    def number(key):
+        try:
+            return round(float(last[key]), 4)
+        except (KeyError, ValueError):
+            return None
+
+    info = {
+        "format": BACKBONE_FORMAT, "format_version": 1,
+        "backbone": cfg.backbone, "options": cfg.backbone_options(), "image_size": cfg.image_size,
+        "weights_file": BACKBONE_FILE, "sha256": sha256_of(out / BACKBONE_FILE),
+        "bytes": (out / BACKBONE_FILE).stat().st_size,
+        "classes": len(classes), "class_names": list(classes),
+        "pool": provenance,
+        "training": {
+            "epochs": cfg.pretrain_epochs, "epochs_done": len(history), "lr": cfg.pretrain_lr,
+            "schedule": cfg.pretrain_schedule, "batch_size": cfg.batch_size, "augment": cfg.augment,
+            "style": cfg.style, "seed": cfg.seed, "initial_weights": cfg.weights, "dropout": cfg.dropout,
+            "bn_images": cfg.bn_images, "train_images": len(train), "val_images": len(val),
+            "failed_images": len(log), "accuracy": number("accuracy"), "val_accuracy": number("val_accuracy"),
+            "seconds": round(sum(float(r.get("seconds") or 0) for r in history), 1),
+        },
+        "versions": {"devise": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
+    }
+    with atomic_write(out / BACKBONE_INFO, encoding="utf-8") as fh:
+        json.dump(info, fh, indent=1)
+        fh.write("\n")
+    return info
