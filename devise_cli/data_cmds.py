@@ -190,6 +190,67 @@ def icons(out, size, sets, concepts, min_sets, split_seed, n_splits, unseen_frac
     click.echo(f"wrote {result.out}")
 
 
+@data_group.command("clipart")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--size", default=64, show_default=True, type=click.IntRange(8), envvar="DEVISE_CLIPART_SIZE",
+              help="Image side in pixels.")
+@click.option("--emoji", "emoji_data", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="An emoji dataset (`devise data emoji`) whose concepts and splits to use [default: split "
+                   "the concept table with --split-seed/--splits, as `devise data emoji` does].")
+@split_options
+@click.option("--drawings", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Clip-art table CSV file,synset,note (default: the hand-checked table shipped with devise).")
+@click.option("--source", type=click.Path(file_okay=False, path_type=Path), envvar="DEVISE_CLIPART_DIR",
+              help="Folder of the Open Clip Art PNGs [default: /usr/share/openclipart/png].")
+@domain_errors
+def clipart(out, size, emoji_data, split_seed, n_splits, unseen_fraction, heldout_style, table, drawings, source):
+    """Render the emoji benchmark's concepts drawn as clip art (Open Clip Art, public domain): a new style.
+
+    A hand-checked table maps about 1,700 drawings of Debian's openclipart-png to WordNet
+    synsets; a drawing counts for a benchmark concept when its synset is the concept's or
+    a hyponym of it (beagle -> dog). Writes OUT/images/<wnid>/, manifest.csv, ATTRIBUTION.md,
+    all.csv, benchmark.csv and, per the emoji benchmark's concept split, test_seen.csv and
+    test_unseen.csv (splits/split-K/ for --splits N).
+
+    \b
+    Example:
+      apt-get install openclipart-png
+      devise data clipart data/clipart --emoji data/emoji
+      devise eval data/clipart/test_seen.csv --model runs/emoji --baseline softmax
+    """
+    from wordnet.datasets.clipart import build_clipart_dataset, read_clipart_table, read_emoji_splits
+
+    del heldout_style  # one style only
+    from wordnet.reader import load_wordnet
+
+    wn = load_wordnet()
+    concepts = _load_table(wn, table)
+    splits = None
+    if emoji_data is not None:
+        wnids, splits = read_emoji_splits(emoji_data)
+        keep = set(wnids)
+        concepts = [c for c in concepts if c.wnid in keep]
+    table_rows = read_clipart_table(drawings)
+    with progress_bar("rendering", len(table_rows)) as update:
+        result = build_clipart_dataset(out, wn, table_rows, concepts, source=source, size=size, splits=splits,
+                                       split_seed=split_seed, n_splits=n_splits, unseen_fraction=unseen_fraction,
+                                       on_image=update)
+    bench = [r for r in result.images if r["benchmark_wnid"]]
+    seed, seen, unseen = result.splits[0]
+    seen_ids, unseen_ids = set(seen), set(unseen)
+    click.echo(f"rendered {len(result.images)} drawings of {len({r['wnid'] for r in result.images})} synsets in "
+               f"{result.seconds:.1f} s ({result.duplicates} duplicate files skipped)")
+    click.echo(f"benchmark concepts: {len(bench)} drawings of {len({r['benchmark_wnid'] for r in bench})} "
+               f"concepts; split (seed {seed}): "
+               f"{sum(r['benchmark_wnid'] in seen_ids for r in bench)} seen, "
+               f"{sum(r['benchmark_wnid'] in unseen_ids for r in bench)} unseen")
+    if result.missing:
+        click.echo(f"{len(result.missing)} table files not installed, first: {result.missing[0]}")
+    for file, reason in result.failures[:5]:
+        click.echo(f"  failed {file}: {reason}")
+    click.echo(f"wrote {result.out}")
+
+
 def _load_table(wn, table):
     from wordnet.datasets.emoji_concepts import load_concepts
 

@@ -7,7 +7,7 @@ of a float32 batch ``(n, h, w, 3)`` in [0, 255] and a stateless seed (a shape-[2
 the same batch and seed give the same pixels, and each image of a batch draws its own random
 numbers. Ops apply to a random share of the images (``p``), so clean images stay in the mix.
 
-* ``crop``     -- random resized crop (scale 0.35-1, aspect 3/4-4/3), a zoom-and-frame change;
+* ``crop``     -- random resized crop (scale 0.5-1, aspect 3/4-4/3), a zoom-and-frame change;
 * ``colour``   -- colour jitter: brightness, contrast, saturation, hue;
 * ``recolour`` -- redraw with two random colours: ink and paper from the image's lightness
   (a black glyph becomes a red one on pale blue; a colour emoji becomes a duotone);
@@ -22,7 +22,7 @@ check a recipe without loading it); :func:`style_augmenter` turns a comma list s
 from __future__ import annotations
 
 STYLE_OPS = ("crop", "colour", "recolour", "grey", "blur", "outline")
-DEFAULT_PROBABILITY = {"crop": 0.8, "colour": 0.8, "recolour": 0.4, "grey": 0.2, "blur": 0.3, "outline": 0.15}
+DEFAULT_PROBABILITY = {"crop": 0.6, "colour": 0.8, "recolour": 0.4, "grey": 0.2, "blur": 0.3, "outline": 0.15}
 
 
 def parse_recipe(recipe: str | None) -> tuple[str, ...]:
@@ -80,7 +80,7 @@ def _lightness(images):
     return tf.reduce_sum(images * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
 
 
-def random_resized_crop(images, seed, p: float = DEFAULT_PROBABILITY["crop"], scale=(0.35, 1.0),
+def random_resized_crop(images, seed, p: float = DEFAULT_PROBABILITY["crop"], scale=(0.5, 1.0),
                         ratio=(3 / 4, 4 / 3)):
     """Crop a random box of ``scale`` of the area and ``ratio`` aspect, resize back (bilinear)."""
     import tensorflow as tf

@@ -74,7 +74,7 @@ class SourceMissing(Exception):
     """A style whose package (or renderer) is not installed; the message says how to get it."""
 
 
-def _finish(image, size: int):
+def finish_drawing(image, size: int):
     """Crop ``image`` (RGBA) to its drawn pixels, centre it on a white square of ``size``."""
     from PIL import Image
 
@@ -158,7 +158,7 @@ class NotoFontSource(Source):
         text = "".join(chr(int(p, 16)) for p in key.split("-"))
         canvas = Image.new("RGBA", (160, 160), (0, 0, 0, 0))
         ImageDraw.Draw(canvas).text((10, 10), text, font=self.font, embedded_color=True)
-        return _finish(canvas, size)
+        return finish_drawing(canvas, size)
 
 
 class OpenMojiSource(Source):
@@ -186,7 +186,7 @@ class OpenMojiSource(Source):
 
     def render(self, key, size):
         svg = (self.folder / f"{key}.svg").read_text(encoding="utf-8")
-        return _finish(_svg_image(svg, 2 * size), size)
+        return finish_drawing(_svg_image(svg, 2 * size), size)
 
 
 def node_modules_dirs(extra: str | os.PathLike | None = None) -> list[Path]:
@@ -305,7 +305,7 @@ class IconifySource(Source):
             image = image.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
         if flips["rotate"] % 4:
             image = image.rotate(-90 * (flips["rotate"] % 4), expand=True)
-        return _finish(image, size)
+        return finish_drawing(image, size)
 
 
 def open_source(name: str, node_modules: str | os.PathLike | None = None) -> Source:
