@@ -151,18 +151,12 @@ def icons(out, size, sets, concepts, min_sets, split_seed, n_splits, unseen_frac
       npm install @iconify/json
       devise data icons data/icons --size 64
     """
-    from wordnet.datasets.icons import HOW_TO_GET, build_icon_dataset, iconify_collections, usable_collections
+    from wordnet.datasets.icons import build_icon_dataset, usable_collections
     from wordnet.reader import load_wordnet
 
     wn = load_wordnet()
     table_rows = _select_concepts(_load_table(wn, table), concepts)
-    installed = iconify_collections(node_modules)
-    if not installed:
-        click.echo(f"skipped icons: no Iconify set found; {HOW_TO_GET}")
-    kept, left_out = usable_collections(installed, sets)
-    unknown = [s for s in (sets or []) if s not in installed]
-    if unknown:
-        click.echo(f"skipped {', '.join(unknown)}: not installed; {HOW_TO_GET}")
+    installed, kept, left_out = _iconify_sets(node_modules, sets, usable_collections)
     by_licence = [line for line in left_out if ": licence " in line]
     if left_out:
         click.echo(f"left out {len(left_out)} sets: {len(left_out) - len(by_licence)} logos, flags or "
@@ -251,6 +245,21 @@ def clipart(out, size, emoji_data, split_seed, n_splits, unseen_fraction, heldou
     click.echo(f"wrote {result.out}")
 
 
+def _iconify_sets(node_modules, sets, choose):
+    """``(installed, kept, left-out lines)``: the installed Iconify sets and those ``choose`` keeps; says
+    when none is installed or a wanted set is missing."""
+    from wordnet.datasets.icons import HOW_TO_GET, iconify_collections
+
+    installed = iconify_collections(node_modules)
+    if not installed:
+        click.echo(f"skipped icons: no Iconify set found; {HOW_TO_GET}")
+    kept, left_out = choose(installed, sets)
+    unknown = [s for s in (sets or []) if s not in installed]
+    if unknown:
+        click.echo(f"skipped {', '.join(unknown)}: not installed; {HOW_TO_GET}")
+    return installed, kept, left_out
+
+
 def _load_table(wn, table):
     from wordnet.datasets.emoji_concepts import load_concepts
 
@@ -304,17 +313,10 @@ def pool(out, size, min_sets, max_per_class, seed, sets, table, node_modules):
       devise data pool data/pool --size 64 --min-sets 8
     """
     from wordnet.datasets.icon_pool import brand_names, build_icon_pool, pool_collections
-    from wordnet.datasets.icons import HOW_TO_GET, iconify_collections
     from wordnet.reader import load_wordnet
 
     wn = load_wordnet()
-    installed = iconify_collections(node_modules)
-    if not installed:
-        click.echo(f"skipped icons: no Iconify set found; {HOW_TO_GET}")
-    kept, left_out = pool_collections(installed, sets)
-    unknown = [s for s in (sets or []) if s not in installed]
-    if unknown:
-        click.echo(f"skipped {', '.join(unknown)}: not installed; {HOW_TO_GET}")
+    installed, kept, left_out = _iconify_sets(node_modules, sets, pool_collections)
     if left_out:
         click.echo(f"left out {len(left_out)} sets: " + "; ".join(left_out))
     with progress_bar("reading and rendering sets", 2 * max(1, len(kept))) as update:

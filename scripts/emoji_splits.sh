@@ -6,6 +6,8 @@
 # Per split K, two stages (each skipped when its bundle is already complete, so a stopped run
 # continues where it was):
 #   1. softmax pre-training (phase 0) of the backbone on the seen concepts  -> $OUT/models/split-K-pre
+#      (from random weights; with DEVISE_WEIGHTS=devise-pool-64 the shipped backbone pre-trained on the
+#      icon pool is used instead and this stage is skipped unless DEVISE_PRETRAIN_EPOCHS > 0)
 #   2. head + fine-tune from that backbone with the variant's label text and loss
 #                                                                -> $OUT/<variant>/models/split-K
 # then eval on the seen concepts in the held-out style and on the unseen concepts (zero-shot and
@@ -15,14 +17,21 @@
 #   scripts/emoji_splits.sh                   # 5 splits, defaults below (about 12 min a split on 2 cores)
 #   DEVISE_LABEL_TEXT=lemmas DEVISE_LOSS=sum scripts/emoji_splits.sh   # the paper's label vectors, summed hinge
 #   DEVISE_ONLY_SPLITS="3 4" scripts/emoji_splits.sh    # some splits only (e.g. on another machine)
+#   DEVISE_WEIGHTS=devise-pool-64 scripts/emoji_splits.sh  # from the shipped pre-trained backbone
 set -euo pipefail
 OUT="${DEVISE_SPLITS_DIR:-runs/emoji-splits}"
 N="${DEVISE_SPLITS:-5}"
 TEXT="${DEVISE_LABEL_TEXT:-lemmas+gloss+hypernyms}"
 LOSS="${DEVISE_LOSS:-sampled}"
-VARIANT="$OUT/${TEXT//+/-}_$LOSS"
-MODELS="$OUT/models"
-EPOCHS0="${DEVISE_PRETRAIN_EPOCHS:-25}"
+WEIGHTS="${DEVISE_WEIGHTS:-none}"
+if [ "$WEIGHTS" = none ]; then
+  TAG=""; MODELS="$OUT/models"; EPOCHS0="${DEVISE_PRETRAIN_EPOCHS:-25}"
+else  # a pre-trained backbone: its own folders, no phase 0 on the emoji unless asked
+  TAG="$(basename "$WEIGHTS")_"; MODELS="$OUT/models-${TAG%_}"; EPOCHS0="${DEVISE_PRETRAIN_EPOCHS:-0}"
+fi
+FINETUNE="${DEVISE_FINETUNE_EPOCHS:-2}"
+STYLE="${DEVISE_STYLE:-}"
+VARIANT="$OUT/$TAG${TEXT//+/-}_$LOSS${STYLE:+_style-${STYLE//,/-}}"
 COMMON=(--backbone mobilenet_v2 --alpha 0.5 --image-size 64 --seed 0)
 complete() { python -c "import json,sys; sys.exit(0 if json.load(open('$1/config.json')).get('complete') else 1)" 2>/dev/null; }
 mkdir -p "$OUT" "$MODELS" "$VARIANT/models"
@@ -33,12 +42,16 @@ devise vectors train
 for k in ${DEVISE_ONLY_SPLITS:-$(seq 0 $((N - 1)))}; do
   split="$OUT/emoji/splits/split-$k"
   echo "==> split $k ($(wc -l < "$split/unseen.txt") unseen concepts)"
-  complete "$MODELS/split-$k-pre" || devise train "$split/train.csv" --output "$MODELS/split-$k-pre" --overwrite \
-    "${COMMON[@]}" --weights none --pretrain-epochs "$EPOCHS0" --head-epochs 1 --finetune-epochs 0
+  start="$WEIGHTS"
+  if [ "$EPOCHS0" -gt 0 ]; then
+    complete "$MODELS/split-$k-pre" || devise train "$split/train.csv" --output "$MODELS/split-$k-pre" --overwrite \
+      "${COMMON[@]}" --weights "$WEIGHTS" --pretrain-epochs "$EPOCHS0" --head-epochs 1 --finetune-epochs 0
+    start="$MODELS/split-$k-pre"
+  fi
   model="$VARIANT/models/split-$k"
   complete "$model" || devise train "$split/train.csv" --output "$model" --overwrite \
-    "${COMMON[@]}" --weights "$MODELS/split-$k-pre" --label-text "$TEXT" --loss "$LOSS" \
-    --pretrain-epochs 0 --head-epochs 20 --finetune-epochs 2
+    "${COMMON[@]}" --weights "$start" --label-text "$TEXT" --loss "$LOSS" \
+    --pretrain-epochs 0 --head-epochs 20 --finetune-epochs "$FINETUNE" ${STYLE:+--style "$STYLE"}
   devise vocab build "$VARIANT/unseen-$k.h5" --synsets "$split/unseen.txt" --label-text "$TEXT"
   devise eval "$split/test_seen_style.csv" --model "$model" --k 1,2,5 --hierarchical \
     --baseline softmax --json "$VARIANT/seen-$k.json" > /dev/null

@@ -79,6 +79,8 @@ class TrainConfig:
     tensorboard: str | None = setting(None, "Write TensorBoard logs.", metavar="DIR")
     run_eagerly: bool = setting(False, "Run Keras eagerly: no graph tracing (debugging, or a handful of images "
                                 "on a slow CPU).")
+    deterministic: bool = setting(True, "Deterministic TensorFlow ops: a run with the same --seed, data and machine "
+                                  "repeats exactly.", off_flag="nondeterministic")
     top_k: list = setting(lambda: [1, 5], "Validation hit@k values.", cli=False)
 
     def validate(self) -> "TrainConfig":
@@ -166,7 +168,7 @@ def read_config_file(path) -> dict:
 # sized for a CPU: MobileNetV2 a=0.5 at 64 px from random weights, cosine-decayed Adam, style augmentation
 PRETRAIN_FIELDS = ("backbone", "alpha", "weights", "image_size", "dropout", "batch_size", "val_split", "augment",
                    "style", "seed", "pretrain_epochs", "pretrain_lr", "pretrain_schedule", "bn_images", "strategy",
-                   "mixed_precision", "tensorboard", "run_eagerly")
+                   "mixed_precision", "tensorboard", "run_eagerly", "deterministic")
 PRETRAIN_DEFAULTS = {"backbone": "mobilenet_v2", "alpha": 0.5, "weights": "none", "image_size": 64,
                      "batch_size": 64, "val_split": 0.05, "style": "all", "pretrain_epochs": 30,
                      "pretrain_lr": 2e-3, "pretrain_schedule": "cosine", "bn_images": 2000}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -93,9 +92,9 @@ def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, ove
 
     from models.data.datasets import stratified_split
     from models.data.pipeline import FailureLog
-    from models.training.distribute import distribution_strategy, precision
+    from models.training.distribute import determinism, distribution_strategy, precision
     from models.training.phases import PHASES
-    from models.training.train import RunContext, _mark_done
+    from models.training.train import RunContext, run_step
 
     out = B.prepare_output(out, resume=resume, overwrite=overwrite)
     for folder in (out, out / B.CHECKPOINT_DIR):
@@ -117,7 +116,7 @@ def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, ove
     keras.utils.set_random_seed(cfg.seed)
     log = FailureLog(on_new=reporter.failure)
     seconds: dict[str, float] = {}
-    with precision(cfg.mixed_precision):
+    with precision(cfg.mixed_precision), determinism(cfg.deterministic):
         strategy = distribution_strategy(cfg.strategy)
         with strategy.scope():
             model = _build_or_restore(cfg, len(classes), out)
@@ -125,15 +124,8 @@ def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, ove
                              strategy)
             state = load_state(ctx.state_path)
             for step in STEPS:
-                if step in state.get("done", []) or (step == "batchnorm" and not cfg.bn_images):
-                    continue
-                t0 = time.perf_counter()
-                for cb in ctx.extra_callbacks:
-                    if hasattr(cb, "current_phase"):
-                        cb.current_phase = step
-                PHASES[step](ctx)
-                seconds[step] = time.perf_counter() - t0
-                _mark_done(ctx, step)
+                if step not in state.get("done", []) and (step != "batchnorm" or cfg.bn_images):
+                    run_step(ctx, step, PHASES[step], seconds)
     info = _write_backbone(out, model, cfg, classes, provenance, train, val, log)
     _write_config(out, cfg, classes, provenance, complete=True)
     return PretrainResult(out, len(train) - sum(str(p) in log for p, _ in train),

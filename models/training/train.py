@@ -36,7 +36,7 @@ from models.data.pipeline import FailureLog
 from models.net.catalog import BACKBONE_INFO
 from models.training.callbacks import load_state, remove_backup, save_state, save_weights_atomic
 from models.training.config import TrainConfig
-from models.training.distribute import distribution_strategy, precision
+from models.training.distribute import determinism, distribution_strategy, precision
 from models.training.progress import Reporter
 from wordnet.base.errors import DatasetError
 from wordnet.base.files import exclusive_lock, lock_path_for, remove_stale_temps
@@ -143,7 +143,7 @@ def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resum
     keras.utils.set_random_seed(cfg.seed)
     log = FailureLog(on_new=reporter.failure)
     seconds: dict[str, float] = {}
-    with precision(cfg.mixed_precision):
+    with precision(cfg.mixed_precision), determinism(cfg.deterministic):
         strategy = distribution_strategy(cfg.strategy)
         with strategy.scope():  # models, optimizers (built lazily in fit) and metrics all live in it
             model = _build_or_restore(cfg, vocab, out)
@@ -163,17 +163,22 @@ def _run_steps(ctx: RunContext, seconds: dict) -> dict | None:
     for step in STEPS:
         if step in state.get("done", []) or not _wanted(ctx.cfg, step):
             continue
-        t0 = time.perf_counter()
-        for cb in ctx.extra_callbacks:
-            if hasattr(cb, "current_phase"):
-                cb.current_phase = step
-        PHASES[step](ctx)
-        seconds[step] = time.perf_counter() - t0
-        _mark_done(ctx, step)
+        run_step(ctx, step, PHASES[step], seconds)
     t0 = time.perf_counter()
     best = finish(ctx)
     seconds["finish"] = time.perf_counter() - t0
     return best
+
+
+def run_step(ctx: RunContext, step: str, phase, seconds: dict) -> None:
+    """Run one step (telling extra callbacks which), time it, then save and record it as done."""
+    t0 = time.perf_counter()
+    for cb in ctx.extra_callbacks:
+        if hasattr(cb, "current_phase"):
+            cb.current_phase = step
+    phase(ctx)
+    seconds[step] = time.perf_counter() - t0
+    _mark_done(ctx, step)
 
 
 def _check_items(items, vocab: Vocabulary, what: str = "training") -> None:

@@ -24,18 +24,6 @@ from wordnet.datasets.emoji_concepts import load_concepts, split_concepts
 NO_ENV = {"DEVISE_CLIPART_DIR": None, "DEVISE_CLIPART_SIZE": None, "DEVISE_SPLIT_SEED": None}
 
 
-@pytest.fixture(scope="module")
-def wn():
-    from wordnet.reader import load_wordnet
-
-    return load_wordnet()
-
-
-@pytest.fixture(scope="module")
-def concepts(wn):
-    return load_concepts(wn)
-
-
 def rows(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
@@ -98,14 +86,14 @@ def test_validate_names_every_problem(wn):
                               "c.png: listed twice")
 
 
-def test_read_table_rejects_bad_files(tmp_path):
-    path = tmp_path / "t.csv"
-    path.write_text("file,note\na.png,x\n")
-    with pytest.raises(DatasetError, match=r"t\.csv: missing column\(s\) synset"):
-        read_clipart_table(path)
-    path.write_text("file,synset\na.png,\n")
-    with pytest.raises(DatasetError, match=r"t\.csv:2: file and synset are required"):
-        read_clipart_table(path)
+@pytest.mark.parametrize("content, message", [
+    ("file,note\na.png,x\n", r"t\.csv: missing column\(s\) synset"),
+    ("file,synset\na.png,\n", r"t\.csv:2: file and synset are required"),
+])
+def test_read_table_rejects_bad_files(tmp_path, content, message):
+    (tmp_path / "t.csv").write_text(content)
+    with pytest.raises(DatasetError, match=message):
+        read_clipart_table(tmp_path / "t.csv")
 
 
 def test_build_renders_maps_and_splits(tmp_path, wn, concepts):

@@ -39,18 +39,6 @@ def rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-@pytest.fixture(scope="module")
-def wn():
-    from wordnet.reader import load_wordnet
-
-    return load_wordnet()
-
-
-@pytest.fixture(scope="module")
-def concepts(wn):
-    return load_concepts(wn)
-
-
 # ---- the concept table -----------------------------------------------------------------------
 
 def test_table_resolves_to_distinct_concrete_noun_synsets(wn, concepts):

@@ -29,13 +29,6 @@ TRIANGLE = '<path d="M8 1L15 15H1z"/>'
 
 
 @pytest.fixture(scope="module")
-def wn():
-    from wordnet.reader import load_wordnet
-
-    return load_wordnet()
-
-
-@pytest.fixture(scope="module")
 def guard(wn):
     return BenchmarkGuard(wn, load_concepts(wn))
 

@@ -31,6 +31,7 @@ from typing import Callable
 
 from wordnet.base.errors import DatasetError
 from wordnet.base.files import atomic_path, atomic_write, locks_output_folder
+from wordnet.datasets.emoji import clear_previous, write_csv, write_lines
 from wordnet.datasets.emoji_concepts import Concept, split_concepts
 
 TABLE_PATH = Path(__file__).resolve().parents[1] / "data" / "clipart_concepts.csv"
@@ -155,7 +156,6 @@ def build_clipart_dataset(out: str | os.PathLike, wn, drawings: list[Drawing], c
     dataset) or, without it, :func:`~wordnet.datasets.emoji_concepts.split_concepts` of ``concepts``
     with ``split_seed`` .. ``split_seed + n_splits - 1`` (the emoji builder's own, for the same concepts).
     """
-    from wordnet.datasets.emoji import clear_previous
     from wordnet.labels import wnid_of
 
     if size < 8:
@@ -208,41 +208,31 @@ def build_clipart_dataset(out: str | os.PathLike, wn, drawings: list[Drawing], c
     return result
 
 
-def _write_csv(path: Path, header, rows) -> None:
-    with atomic_write(path, newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
-def _write_lines(path: Path, lines) -> None:
-    with atomic_write(path, encoding="utf-8") as fh:
-        fh.writelines(f"{line}\n" for line in lines)
 
 
 def _write_views(folder: Path, prefix: str, rows: list[dict], seen: list[str], unseen: list[str]) -> None:
     seen_ids, unseen_ids = set(seen), set(unseen)
     for name, ids in (("test_seen.csv", seen_ids), ("test_unseen.csv", unseen_ids)):
-        _write_csv(folder / name, ("img_name", "class"),
+        write_csv(folder / name, ("img_name", "class"),
                    [(prefix + r["path"], r["benchmark_wnid"]) for r in rows if r["benchmark_wnid"] in ids])
 
 
 def _write_outputs(result: ClipartResult) -> None:
     out, rows = result.out, result.images
-    _write_csv(out / "manifest.csv", MANIFEST_COLUMNS, [[r[c] for c in MANIFEST_COLUMNS] for r in rows])
-    _write_csv(out / "all.csv", ("img_name", "class"), [(r["path"], r["wnid"]) for r in rows])
-    _write_csv(out / "benchmark.csv", ("img_name", "class"),
+    write_csv(out / "manifest.csv", MANIFEST_COLUMNS, [[r[c] for c in MANIFEST_COLUMNS] for r in rows])
+    write_csv(out / "all.csv", ("img_name", "class"), [(r["path"], r["wnid"]) for r in rows])
+    write_csv(out / "benchmark.csv", ("img_name", "class"),
                [(r["path"], r["benchmark_wnid"]) for r in rows if r["benchmark_wnid"]])
     _seed, seen, unseen = result.splits[0]
-    _write_lines(out / "splits" / "seen.txt", seen)
-    _write_lines(out / "splits" / "unseen.txt", unseen)
+    write_lines(out / "splits" / "seen.txt", seen)
+    write_lines(out / "splits" / "unseen.txt", unseen)
     _write_views(out, "", rows, seen, unseen)
     if len(result.splits) > 1:
         for k, (seed, seen_k, unseen_k) in enumerate(result.splits):
             folder = out / "splits" / f"split-{k}"
-            _write_lines(folder / "seen.txt", seen_k)
-            _write_lines(folder / "unseen.txt", unseen_k)
-            _write_lines(folder / "seed.txt", [seed])
+            write_lines(folder / "seen.txt", seen_k)
+            write_lines(folder / "unseen.txt", unseen_k)
+            write_lines(folder / "seed.txt", [seed])
             _write_views(folder, "../../", rows, seen_k, unseen_k)
     lines = [
         "# Attribution",

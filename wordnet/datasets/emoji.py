@@ -159,7 +159,8 @@ def finish_dataset(result: BuildResult, *, split_seed: int, n_splits: int,
     _write_outputs(result)
 
 
-def _write_csv(path: Path, header, rows) -> None:
+def write_csv(path: Path, header, rows) -> None:
+    """A CSV with ``header`` then ``rows``, written atomically (every dataset builder's views)."""
     with atomic_write(path, newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
@@ -171,44 +172,45 @@ def _write_split(folder: Path, prefix: str, result: BuildResult, seen, unseen) -
     unseen_ids = {c.wnid for c in unseen}
     held = result.heldout_style
     rows = result.images
-    _write_csv(folder / "train.csv", ("img_name", "class"),
+    write_csv(folder / "train.csv", ("img_name", "class"),
                [(prefix + r["path"], r["wnid"]) for r in rows
                 if r["wnid"] in seen_ids and r["style"] != held])
-    _write_csv(folder / "test_seen_style.csv", ("img_name", "class"),
+    write_csv(folder / "test_seen_style.csv", ("img_name", "class"),
                [(prefix + r["path"], r["wnid"]) for r in rows
                 if r["wnid"] in seen_ids and r["style"] == held])
-    _write_csv(folder / "test_unseen.csv", ("img_name", "class"),
+    write_csv(folder / "test_unseen.csv", ("img_name", "class"),
                [(prefix + r["path"], r["wnid"]) for r in rows if r["wnid"] in unseen_ids])
 
 
-def _write_lines(path: Path, lines) -> None:
+def write_lines(path: Path, lines) -> None:
+    """One item a line, written atomically (split files)."""
     with atomic_write(path, encoding="utf-8") as fh:
         fh.writelines(f"{line}\n" for line in lines)
 
 
 def _write_outputs(result: BuildResult) -> None:
     out = result.out
-    _write_csv(out / "manifest.csv", MANIFEST_COLUMNS,
+    write_csv(out / "manifest.csv", MANIFEST_COLUMNS,
                [[row[c] for c in MANIFEST_COLUMNS] for row in result.images])
     seed0, seen, unseen = result.splits[0]
     unseen_ids = {c.wnid for c in unseen}
     styles_of: dict[str, list[str]] = {}
     for row in result.images:
         styles_of.setdefault(row["wnid"], []).append(row["style"])
-    _write_csv(out / "concepts.csv", ("wnid", "synset", "concept", "lexname", "split", "styles"),
+    write_csv(out / "concepts.csv", ("wnid", "synset", "concept", "lexname", "split", "styles"),
                [(c.wnid, c.synset, c.concept, c.lexname,
                  "unseen" if c.wnid in unseen_ids else "seen", " ".join(styles_of[c.wnid]))
                 for c in sorted(result.concepts, key=lambda c: c.wnid)])
-    _write_lines(out / "splits" / "seen.txt", [c.wnid for c in seen])
-    _write_lines(out / "splits" / "unseen.txt", [c.wnid for c in unseen])
-    _write_lines(out / "splits" / "heldout_style.txt", [result.heldout_style])
+    write_lines(out / "splits" / "seen.txt", [c.wnid for c in seen])
+    write_lines(out / "splits" / "unseen.txt", [c.wnid for c in unseen])
+    write_lines(out / "splits" / "heldout_style.txt", [result.heldout_style])
     _write_split(out, "", result, seen, unseen)
     if len(result.splits) > 1:
         for k, (seed, seen_k, unseen_k) in enumerate(result.splits):
             folder = out / "splits" / f"split-{k}"
-            _write_lines(folder / "seen.txt", [c.wnid for c in seen_k])
-            _write_lines(folder / "unseen.txt", [c.wnid for c in unseen_k])
-            _write_lines(folder / "seed.txt", [seed])
+            write_lines(folder / "seen.txt", [c.wnid for c in seen_k])
+            write_lines(folder / "unseen.txt", [c.wnid for c in unseen_k])
+            write_lines(folder / "seed.txt", [seed])
             _write_split(folder, "../../", result, seen_k, unseen_k)
     _write_attribution(result)
 

@@ -45,6 +45,7 @@ from typing import Callable
 
 from wordnet.base.errors import DatasetError
 from wordnet.base.files import atomic_path, atomic_write, locks_output_folder
+from wordnet.datasets.emoji import clear_previous, write_csv
 from wordnet.datasets.emoji_concepts import Concept
 
 REVIEW_PATH = Path(__file__).resolve().parents[1] / "data" / "pool_class_review.csv"
@@ -277,7 +278,6 @@ def build_icon_pool(out, wn, concepts: list[Concept], collections: dict, *, size
     to leave out as brands (:func:`brand_names`), ``review`` the hand decisions
     (:func:`read_review`). ``on_set(done, total, prefix)`` reports progress (two passes).
     """
-    from wordnet.datasets.emoji import clear_previous
     from wordnet.datasets.emoji_sources import IconifySource
 
     if not collections:
@@ -340,20 +340,14 @@ def build_icon_pool(out, wn, concepts: list[Concept], collections: dict, *, size
     return result
 
 
-def _write_csv(path: Path, header, rows) -> None:
-    with atomic_write(path, newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-
 
 def _write_pool(result: PoolResult) -> None:
     out, rows = result.out, result.images
-    _write_csv(out / "manifest.csv", MANIFEST_COLUMNS, [[r[c] for c in MANIFEST_COLUMNS] for r in rows])
-    _write_csv(out / "train.csv", ("img_name", "class"), [(r["path"], r["class"]) for r in rows])
-    _write_csv(out / "classes.csv", ("class", "sets", "images"),
+    write_csv(out / "manifest.csv", MANIFEST_COLUMNS, [[r[c] for c in MANIFEST_COLUMNS] for r in rows])
+    write_csv(out / "train.csv", ("img_name", "class"), [(r["path"], r["class"]) for r in rows])
+    write_csv(out / "classes.csv", ("class", "sets", "images"),
                [(c, len({r["set"] for r in rs}), len(rs)) for c, rs in result.classes.items()])
-    _write_csv(out / "excluded.csv", ("class", "sets", "reason"), result.excluded)
+    write_csv(out / "excluded.csv", ("class", "sets", "reason"), result.excluded)
     per_set: dict[str, int] = defaultdict(int)
     for r in rows:
         per_set[r["set"]] += 1
