@@ -11,7 +11,7 @@ from PIL import Image
 keras = pytest.importorskip("keras")
 
 from models.bundle import load_bundle, prepare_output  # noqa: E402
-from models.data.images import load_image  # noqa: E402
+from models.data.pipeline import decode_images  # noqa: E402
 from models.training.callbacks import InterruptAfter  # noqa: E402
 from models.training.config import TrainConfig  # noqa: E402
 from models.training.train import train_devise  # noqa: E402
@@ -114,7 +114,7 @@ def test_phases_0_to_2_and_resume_inside_finetune(tmp_path):
         ("pretrain", "1"), ("head", "1"), ("finetune", "1"), ("finetune", "2")]
     assert rows[0]["val_accuracy"] != "" and rows[3]["val_hit_at_1"] != ""
     bundle = load_bundle(result.path)
-    x = np.stack([load_image(p, 32) for p, _ in items[:-1]]).astype(np.float32)
+    x = decode_images([p for p, _ in items[:-1]], 32)[0].astype(np.float32)
     out = bundle.run([p for p, _ in items], softmax=True)
     np.testing.assert_allclose(out.embeddings, np.asarray(result.model.embedder(x, training=False)), atol=5e-4)
     assert out.probs.shape == (16, 4) and bundle.softmax is not None
@@ -131,7 +131,7 @@ def test_reloaded_bundle_gives_the_same_embeddings(trained):
     # the file starts with a PNG signature, so the reason says what broke (issue 7: load_image's messages)
     assert out.failures == [(paths[-1], "damaged PNG file (broken PNG file (chunk b'ken'))")]
     assert ticks[-1] == (17, 17)
-    images = np.stack([load_image(p, 32) for p in paths[:-1]]).astype(np.float32)
+    images = decode_images(paths[:-1], 32)[0].astype(np.float32)
     want = np.asarray(result.model.embedder(images, training=False))
     np.testing.assert_allclose(out.embeddings, want, atol=5e-4)
     np.testing.assert_allclose(np.linalg.norm(out.embeddings, axis=1), 1.0, atol=1e-4)
