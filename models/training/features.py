@@ -8,8 +8,10 @@ epoch cost only the head (seconds instead of minutes for ResNet50). At ImageNet 
 - **computed under the distribution strategy**: batches of the inference pipeline
   (:func:`models.data.pipeline.inference_dataset`) are split over every replica
   (``strategy.run``) and gathered back in order;
-- **float16 on disk**, half of float32 (pooled ReLU features are non-negative and far
-  inside float16's range; the head computes in float32);
+- **float16 on disk**, half of float32: each row is stored divided by its largest
+  magnitude (kept as a float32 ``scales`` entry), so rows keep float16's relative
+  precision (2^-11) whatever their scale (an untrained backbone's features are ~1e-11,
+  below float16's range); rows are read back as float32;
 - **written in chunks**: rows go to ``<name>-<key>.partial.h5`` (its layout is written
   once, before any row, so later writes touch only row data) and a small
   ``.progress.json`` beside it commits how far the pass got (atomic rename) after each
@@ -29,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -40,9 +43,10 @@ from models.data.pipeline import FailureLog, inference_dataset, pad_to_replicas
 from wordnet.base.files import atomic_path, atomic_write
 
 CACHE_FORMAT = "devise-features-2"
+_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # feature model -> {strategy: traced step}
 CHUNK_ROWS = 4096   # rows committed at a time while computing
 BLOCK_ROWS = 1024   # rows read at a time while streaming
-GROUP_BLOCKS = 8    # blocks shuffled together: 8 x 1,024 rows x 2,048 x 2 bytes = 32 MB in flight
+GROUP_BLOCKS = 8    # blocks shuffled together: 8 x 1,024 rows x 2,048 x 4 bytes = 64 MB in flight
 
 
 def inference_function(model):
@@ -108,12 +112,12 @@ class FeatureCache:
 
         stop = self.rows if stop is None else min(stop, self.rows)
         with h5py.File(self.path, "r") as f:
-            return np.asarray(f["features"][start:stop], np.float32)
+            return _unscale(f["features"][start:stop], f["scales"][start:stop])
 
     def dataset(self, labels: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0,
                 drop_remainder: bool = False, weights: bool = False, replicas: int = 1,
                 outputs: tuple[str, ...] = ("embedding", "probs")):
-        """A tf.data stream of ``(float16 features, {output: y for output in outputs}[, weights])`` batches.
+        """A tf.data stream of ``(float32 features, {output: y for output in outputs}[, weights])`` batches.
 
         ``labels[i]`` is the label of path ``i``. Rows are read ``BLOCK_ROWS`` at a time
         from the file (never the whole matrix); with ``shuffle``, each epoch visits the
@@ -132,17 +136,17 @@ class FeatureCache:
             ids = np.sort(np.asarray(block_ids, np.int64))
             spans = [(b * BLOCK_ROWS, min((b + 1) * BLOCK_ROWS, rows)) for b in ids]
             with h5py.File(path, "r") as f:
-                feats = f["features"]
-                parts = [feats[a:b] for a, b in spans]
-            x = np.concatenate(parts) if parts else np.zeros((0, dim), np.float16)
+                feats, scales = f["features"], f["scales"]
+                parts = [_unscale(feats[a:b], scales[a:b]) for a, b in spans]
+            x = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
             y = np.concatenate([y_rows[a:b] for a, b in spans]) if spans else np.zeros(0, np.int32)
             if shuffle:
                 order = np.random.default_rng([seed, *ids.tolist()]).permutation(len(x))
                 x, y = x[order], y[order]
-            return np.ascontiguousarray(x, np.float16), y
+            return np.ascontiguousarray(x, np.float32), y
 
         def load(block_ids):
-            x, y = tf.numpy_function(read, [block_ids], [tf.float16, tf.int32], stateful=False)
+            x, y = tf.numpy_function(read, [block_ids], [tf.float32, tf.int32], stateful=False)
             x.set_shape((None, dim))
             y.set_shape((None,))
             return x, y
@@ -225,13 +229,16 @@ def cached_features(
     buffer_x, buffer_i = [], []
     mine, recorded = set(sub_paths), {p for p, _ in state["failures"]}
     with h5py.File(partial, "r+") as f:
-        feats, index = f["features"], f["index"]
+        feats, scales, index = f["features"], f["scales"], f["index"]
 
         def commit(upto: int) -> None:
             nonlocal rows
             if buffer_x:
                 x = np.concatenate(buffer_x)
-                feats[rows:rows + len(x)] = x
+                s = np.abs(x).max(axis=1) if x.size else np.ones(len(x), np.float32)
+                s = np.where(np.isfinite(s) & (s > 0), s, 1).astype(np.float32)
+                feats[rows:rows + len(x)] = (x / s[:, None]).astype(np.float16)
+                scales[rows:rows + len(x)] = s
                 index[rows:rows + len(x)] = np.concatenate(buffer_i)
                 rows += len(x)
                 buffer_x.clear()
@@ -247,7 +254,7 @@ def cached_features(
         pending, upto = 0, 0
         for x, positions in _batches(feature_model, sub_paths, image_size, batch_size, log, recipe, sub_headers,
                                      strategy):
-            buffer_x.append(np.asarray(x, np.float16))
+            buffer_x.append(np.asarray(x, np.float32))
             buffer_i.append(todo[positions])
             pending += len(positions)
             upto = int(positions[-1]) + 1
@@ -290,19 +297,25 @@ def _batches(feature_model, paths, image_size, batch_size, log, recipe, headers,
         return images, positions, tf.ones(tf.shape(positions), tf.float32)
 
     ds = pad_to_replicas(ds.map(with_marks), replicas)  # no replica may get an empty batch: Keras layers fail
+    step = _STEPS.get(feature_model, {}).get(id(strategy))
+    if step is None:
+        @tf.function(reduce_retracing=True)
+        def step(images, positions, marks):
+            def replica(x, p, m):
+                return feature_model(tf.cast(x, tf.float32), training=False), p, m
 
-    @tf.function
-    def step(images, positions, marks):
-        def replica(x, p, m):
-            return feature_model(tf.cast(x, tf.float32), training=False), p, m
+            out = strategy.run(replica, args=(images, positions, marks))
+            return tuple(strategy.gather(t, axis=0) for t in out)
 
-        out = strategy.run(replica, args=(images, positions, marks))
-        return tuple(strategy.gather(t, axis=0) for t in out)
-
+        _STEPS.setdefault(feature_model, {})[id(strategy)] = step  # traced once for train and val passes
     for images, positions, marks in strategy.experimental_distribute_dataset(ds):
         x, p, m = step(images, positions, marks)
         keep = m.numpy() > 0
         yield x.numpy()[keep], p.numpy()[keep]
+
+
+def _unscale(rows, scales) -> np.ndarray:
+    return np.asarray(rows, np.float32) * np.asarray(scales, np.float32)[:, None]
 
 
 def _create_partial(partial: Path, key: str, capacity: int, dim: int) -> None:
@@ -314,8 +327,9 @@ def _create_partial(partial: Path, key: str, capacity: int, dim: int) -> None:
             f.attrs["format"] = CACHE_FORMAT
             f.attrs["key"] = key
             f.attrs["capacity"] = capacity
-            for name, shape, dtype in (("features", (max(capacity, 1), dim), np.float16),
-                                       ("index", (max(capacity, 1),), np.int64)):
+            rows = max(capacity, 1)
+            for name, shape, dtype in (("features", (rows, dim), np.float16), ("scales", (rows,), np.float32),
+                                       ("index", (rows,), np.int64)):
                 space = h5py.h5s.create_simple(shape)
                 plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
                 plist.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)

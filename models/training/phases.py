@@ -180,13 +180,14 @@ def batchnorm(ctx) -> None:
         not_finite("BatchNorm recomputation", None, bad)
 
 
-def _features(ctx, items, name: str, digest: str, *, shuffle: bool):
+def _features(ctx, items, name: str, digest: str, *, shuffle: bool, extractor=None):
     cfg, model = ctx.cfg, ctx.model
     paths, labels = _split(items)
     which = "val" if name == "val" else "train"
     key = cache_key(model.get_config(), digest, ctx.manifests[which], cfg.image_size, ctx.recipe)
     update = ctx.reporter.task(f"features ({name})", len(paths))
-    cache = cached_features(model.feature_extractor, paths, image_size=cfg.image_size, batch_size=cfg.batch_size,
+    cache = cached_features(extractor or model.feature_extractor, paths, image_size=cfg.image_size,
+                            batch_size=cfg.batch_size,
                             cache_dir=ctx.ckpt / "features", name=name, key=key, log=ctx.log, recipe=ctx.recipe,
                             headers=ctx.headers[which], strategy=ctx.strategy,
                             shuffle_seed=cfg.seed if shuffle else None, progress=update)
@@ -201,14 +202,15 @@ def head(ctx) -> None:
     ctx.model.backbone.trainable = False
     ctx.reporter.message(f"phase 1: head on cached features, {cfg.head_epochs} epoch(s)")
     digest = weights_digest(ctx.model.backbone)  # once: hashing every backbone weight is not free
-    cache, labels = _features(ctx, ctx.train, "train", digest, shuffle=True)
+    extractor = ctx.model.feature_extractor  # one view for both passes: its traced step is reused
+    cache, labels = _features(ctx, ctx.train, "train", digest, shuffle=True, extractor=extractor)
     if cache.rows == 0:
         raise DeviseError("no training image could be decoded")
     batch = batch_for(ctx, cache.rows)
     train = cache.dataset(labels, batch, shuffle=True, seed=cfg.seed, drop_remainder=True)
     val = None
     if ctx.val:
-        vcache, vlabels = _features(ctx, ctx.val, "val", digest, shuffle=False)
+        vcache, vlabels = _features(ctx, ctx.val, "val", digest, shuffle=False, extractor=extractor)
         if vcache.rows:
             val = vcache.dataset(vlabels, cfg.batch_size, shuffle=False, weights=True, replicas=replicas(ctx))
     model = ctx.model.head_on_features()

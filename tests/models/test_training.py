@@ -215,3 +215,56 @@ def test_bad_input_leaves_no_output_folder(tmp_path):
     with pytest.raises(DatasetError):
         train_devise(items[:1], make_vocab(), tmp_path / "never", tiny_config())
     assert not (tmp_path / "never").exists()
+
+
+class PoisonAt(keras.callbacks.Callback):
+    """Turn one head weight NaN during epoch ``epoch`` of ``phase`` (what an empty replica's BatchNorm did)."""
+
+    def __init__(self, phase, epoch, model_ref):
+        super().__init__()
+        self.phase, self.epoch, self.model_ref = phase, epoch, model_ref
+        self.current_phase, self._epoch = None, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current_phase == self.phase and self._epoch == self.epoch:
+            layer = self.model.get_layer("head_bn")
+            gamma = layer.gamma
+            gamma.assign(np.full(gamma.shape, np.nan, np.float32))
+
+
+def test_non_finite_weights_stop_the_phase_and_keep_the_last_good_checkpoint(tmp_path):
+    from models.training.callbacks import nonfinite_weights
+    from wordnet.base.errors import DeviseError
+
+    items = make_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    with pytest.raises(DeviseError) as err:
+        train_devise(items, make_vocab(), out, tiny_config(head_epochs=3), callbacks=[PoisonAt("head", 2, None)])
+    assert str(err.value) == (
+        "training produced non-finite weights in the head phase (epoch 2): head_bn/gamma; nothing after the last good "
+        "checkpoint was kept; --resume retries from the last good checkpoint with the stored settings, or start "
+        "again with a lower --head-lr (--overwrite)")
+    assert not (out / "model.keras").exists()
+    assert [r["epoch"] for r in read_history(out / "history.csv")] == ["1"]  # epoch 2 was never recorded
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert state["best"]["epoch"] == 1 and "head" not in state["done"]
+    backup = json.loads((out / "checkpoints" / "backup-head" / "training_metadata.json").read_text())
+    assert backup["epoch"] == 1
+    for name in ("best.weights.h5", f"backup-head/{backup['weights']}"):
+        assert weights_file_is_finite(out / "checkpoints" / name)
+    result = train_devise(items, make_vocab(), out, tiny_config(head_epochs=3), resume=True)  # from epoch 1 on
+    assert [r["epoch"] for r in read_history(out / "history.csv")] == ["1", "2", "3"]
+    assert nonfinite_weights(result.model) == []
+
+
+def weights_file_is_finite(path) -> bool:
+    import h5py
+
+    arrays = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: arrays.append(obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    floats = [a for a in arrays if np.issubdtype(np.asarray(a).dtype, np.floating)]
+    return len(floats) > 10 and all(np.isfinite(a).all() for a in floats)
