@@ -10,8 +10,10 @@ A :class:`Recipe` says three things, each by name so that a bundle can record it
 - ``eval_crop``: evaluation and inference take the centred square whose side is this
   fraction of the image's short side (1.0: the whole centre square; 0.875 = 224/256,
   the usual ImageNet centre crop).
-- ``ops``: pixel operations applied, in order, to the resized ``(size, size, 3)`` float32
-  image in [0, 255] during training only (:data:`OPS` entries: flips, crops, colour ...).
+- ``ops``: pixel operations applied, in order, to each resized training image,
+  ``(size, size, 3)`` float32 in [0, 255] (:data:`OPS` entries: flips, crops, colour ...).
+  (Per image, inside the decoding map: vectorised over whole batches instead, a cheap op
+  such as a flip costs more at 224 px, where it rewrites every batch several times.)
 
 Built in:
 
@@ -32,9 +34,9 @@ Adding one (issue 15's style-invariance recipes, for instance)::
     from models.data.augment import Recipe, register_op, register_recipe
 
     @register_op("greyscale")
-    def greyscale(image, seed, size):
-        grey = tf.image.rgb_to_grayscale(image)
-        return tf.image.grayscale_to_rgb(grey)
+    def greyscale(image, seed, size):  # turned grey with probability 0.2
+        grey = tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(image))
+        return tf.cond(tf.random.stateless_uniform((), seed) < 0.2, lambda: grey, lambda: image)
 
     register_recipe(Recipe("inception-grey", "inception + greyscale", window="random_resized",
                            eval_crop=0.875, ops=("flip", "greyscale")))
@@ -43,8 +45,9 @@ An op is ``fn(image, seed, size) -> image``: ``image`` a float32 ``(size, size, 
 tensor in [0, 255] (the result is clipped and rounded back to uint8 afterwards, so an op
 may overshoot), ``seed`` a shape-(2,) int32 tensor for ``tf.random.stateless_*``/
 ``tf.image.stateless_*`` ops (each op gets its own, derived from ``--seed`` and the
-element's place in the stream), ``size`` the Python int side. Ops run inside tf.data's
-graph: tf or ``keras.ops`` calls only, no Python-side state. Register new ops and recipes
+image's place in the stream), ``size`` the Python int side. Ops run inside tf.data's
+graph for every training image: tf or ``keras.ops`` calls only, no Python-side state,
+and few of them (on small images, per-image op count is what a pipeline costs). Register new ops and recipes
 at the end of this module (or in a module imported from here), so that every command and
 ``devise train --augmentation`` see them. Nothing here imports TensorFlow at import time,
 so ``devise --help`` can list the choices.
@@ -182,7 +185,7 @@ def _random_resized(shape, seed, area=(0.08, 1.0), aspect=(3 / 4, 4 / 3), attemp
 
 @register_op("flip")
 def _flip(image, seed, size):
-    """Horizontal flip with probability 1/2."""
+    """Mirrored left-right with probability 1/2."""
     import tensorflow as tf
 
     return tf.image.stateless_random_flip_left_right(image, seed)
@@ -194,8 +197,10 @@ def _pad_crop(image, seed, size):
     import tensorflow as tf
 
     pad = max(1, size // 8)
-    padded = tf.image.resize_with_crop_or_pad(image, size + pad, size + pad)
-    return tf.image.stateless_random_crop(padded, (size, size, 3), seed)
+    before = pad // 2
+    padded = tf.pad(image, [[before, pad - before], [before, pad - before], [0, 0]])
+    offset = tf.random.stateless_uniform((2,), seed, 0, pad + 1, dtype=tf.int32)
+    return tf.slice(padded, tf.concat([offset, [0]], 0), (size, size, 3))
 
 
 register_recipe(Recipe("inception", "photos: random resized crop (area 8-100 %, aspect 3/4-4/3), flip; "

@@ -107,19 +107,38 @@ def training_dataset(
 
     src = _Source(paths, labels, headers, log)
     rec = A.get_recipe(recipe)
-    ds = src.dataset()
-    if shuffle:
-        ds = ds.shuffle(max(1, len(src)), seed=seed, reshuffle_each_iteration=True)
-    view, token = _view_fn(size, rec, train=augment, draft=size), tf.constant(_token(log), tf.int64)
+    token = tf.constant(_token(log), tf.int64)
+    streams, choices = [], []
+    # one stream per decoder kind, each a straight-line graph (no per-image tf.cond/switch_case:
+    # they cost as much as the augmentation), merged in a shuffled order of kinds
+    for lane, (kind, upright) in enumerate(src.lanes()):
+        keep = src.lane(kind, upright)
+        orientations = src.headers.orientations[keep].astype(np.int32)
+        ds = tf.data.Dataset.from_tensor_slices((tf.constant(src.path_array(keep)), tf.constant(orientations),
+                                                 tf.constant(keep)))
+        if shuffle:
+            ds = ds.shuffle(max(1, len(keep)), seed=seed + lane, reshuffle_each_iteration=True)
+        rnd = tf.data.Dataset.random(seed=seed + 7919 * (lane + 1), rerandomize_each_iteration=True)
+        element = _element_fn(kind, upright, size, rec, train=augment, draft=size)
 
-    def decode(element, rnd):  # rnd: a fresh random int64 per element and epoch -> the element's seed
-        path, kind, orientation, pos = element
-        image, ok = view(path, kind, orientation, tf.bitcast(rnd, tf.int32), token)
-        return image, ok, pos
+        def decode(file, rnd, element=element, pil=kind == H.PIL):  # rnd: a fresh int64 per element and epoch
+            path, orientation, pos = file
+            image, ok = element(path, orientation, tf.bitcast(rnd, tf.int32), token)
+            return (image, ok, pos) if pil else (image, pos)
 
-    rnd = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    ds = tf.data.Dataset.zip(ds, rnd).map(_plain(decode), num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-    ds = _drop_failed(ds)
+        ds = tf.data.Dataset.zip(ds, rnd).map(_plain(decode), num_parallel_calls=tf.data.AUTOTUNE,
+                                              deterministic=False)
+        streams.append(_drop_failed(ds) if kind == H.PIL else ds.ignore_errors())
+        choices.append(np.full(len(keep), lane, np.int64))
+    if not streams:
+        ds = _empty_batch(size).unbatch()
+    elif len(streams) == 1:
+        ds = streams[0]
+    else:
+        choice = tf.data.Dataset.from_tensor_slices(np.concatenate(choices))
+        if shuffle:
+            choice = choice.shuffle(len(src), seed=seed, reshuffle_each_iteration=True)
+        ds = tf.data.Dataset.choose_from_datasets(streams, choice, stop_on_empty_dataset=False)
     watch = _EpochCheck(src, log)
     label_table = tf.constant(src.labels)
 
@@ -161,11 +180,10 @@ def inference_dataset(
 
     src = _Source(paths, None, headers, log)
     rec = A.get_recipe(recipe)
-    view, token = _view_fn(size, rec, train=False, draft=size), tf.constant(_token(log), tf.int64)
-    zero = tf.zeros(2, tf.int32)
+    view, token = _view_fn(size, rec, draft=size), tf.constant(_token(log), tf.int64)
 
     def decode(path, kind, orientation, pos):
-        image, ok = view(path, kind, orientation, zero, token)
+        image, ok = view(path, kind, orientation, token)
         return image, ok, pos
 
     ds = _drop_failed(src.dataset().map(_plain(decode), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
@@ -275,6 +293,23 @@ class _Source:
 
     def __len__(self) -> int:
         return len(self.keep)
+
+    def lanes(self) -> list[tuple[int, bool]]:
+        """The (decoder kind, upright) pairs present among the kept files (JPEGs with an EXIF turn apart)."""
+        kinds = self.headers.kinds[self.keep]
+        upright = self.headers.orientations[self.keep] == 1
+        return sorted({(int(k), bool(u or k != H.JPEG)) for k, u in zip(kinds, upright)})
+
+    def lane(self, kind: int, upright: bool) -> np.ndarray:
+        kinds = self.headers.kinds[self.keep]
+        mask = kinds == kind
+        if kind == H.JPEG:
+            mask &= (self.headers.orientations[self.keep] == 1) == upright
+        return self.keep[mask]
+
+    def path_array(self, positions) -> np.ndarray:
+        return np.asarray([self.all_paths[i] for i in positions], dtype=object).astype(str) if len(positions) else \
+            np.zeros(0, dtype=str)
 
     def dataset(self):
         import tensorflow as tf
@@ -421,72 +456,130 @@ def _crop(image, box):
     return tf.slice(image, tf.stack([top, left, 0]), tf.stack([h, w, 3]))
 
 
-def _finish(image, size: int, ops=(), seeds=()):
-    """Cropped uint8 image -> ``(size, size, 3)`` uint8: antialiased bilinear resize, pixel ops, round back."""
-    import tensorflow as tf
-
-    x = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
-    for op, seed in zip(ops, seeds):
-        x = op(x, seed, size)
-    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+ANTIALIAS_ABOVE = 2.0  # downscaling by more than this: antialiased resize (else plain bilinear, 2x cheaper)
 
 
-def _view_fn(size: int, rec: A.Recipe, *, train: bool, draft: int | None):
-    """``(path, kind, orientation, seed, log token) -> (uint8 view (size, size, 3), ok)`` for one file.
+def _resize(image, size: int):
+    """Bilinear resize to ``size``; antialiased when shrinking by more than :data:`ANTIALIAS_ABOVE`.
 
-    A ``tf.function`` traced once per geometry and shared by every pipeline. ``kind`` (a
-    :mod:`models.data.headers` constant) picks the decoder; PIL's failures give
-    ``ok=False`` (and a line in the log), TensorFlow's raise (``ignore_errors`` drops them).
+    Plain bilinear reads 2x2 source pixels per output pixel: fine down to half size, and
+    what the reference ImageNet input uses, but it aliases big photos (a 4000-pixel side
+    at 224 samples one pixel in 18). The antialiased kernel costs twice as much CPU at
+    224 px, so it is used only where it matters.
     """
     import tensorflow as tf
 
-    key = ("view", size, rec.name, id(rec), train, draft)
+    shape = tf.shape(image)
+    big = tf.cast(tf.maximum(shape[0], shape[1]), tf.float32) > ANTIALIAS_ABOVE * size
+    return tf.cond(big, lambda: tf.image.resize(image, (size, size), method="bilinear", antialias=True),
+                   lambda: tf.image.resize(image, (size, size), method="bilinear"))
+
+
+def _finish(image, size: int):
+    """Cropped uint8 image -> ``(size, size, 3)`` uint8: resize (:func:`_resize`), round back."""
+    return _to_uint8(_resize(image, size))
+
+
+def _to_uint8(x):
+    import tensorflow as tf
+
+    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+
+
+def _decode(kind: int, path, token, draft: int | None):
+    """The whole image of one file by the decoder ``kind`` names: ``(uint8 (h, w, 3), ok)``.
+
+    TensorFlow's decoders raise on a bad file (the pipeline's ``ignore_errors`` drops it);
+    PIL's failures come back as ``ok`` False, their reason in the pipeline's log.
+    """
+    import tensorflow as tf
+
+    if kind == H.PIL:
+        image, ok = tf.numpy_function(_read_pil, [path, token, draft or 0], [tf.uint8, tf.bool], stateful=False)
+        return tf.ensure_shape(image, (None, None, 3)), tf.ensure_shape(ok, ())
+    data = tf.io.read_file(path)
+    if kind == H.JPEG:  # INTEGER_ACCURATE: the IDCT PIL's libjpeg uses, so both give the same pixels
+        image = tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
+    elif kind == H.PNG:
+        image = tf.io.decode_png(data, channels=3)
+    elif kind == H.PNG_ALPHA:
+        image = _on_white(tf.io.decode_png(data, channels=4))
+    elif kind == H.GIF:
+        image = tf.io.decode_gif(data)[0]
+    elif kind == H.BMP:
+        image = tf.io.decode_bmp(data, channels=3)
+    else:  # pragma: no cover - headers.py defines no other kind
+        raise ValueError(f"unknown decoder kind {kind}")
+    return tf.ensure_shape(image, (None, None, 3)), tf.constant(True)
+
+
+def _element_fn(kind: int, upright: bool, size: int, rec: A.Recipe, *, train: bool, draft: int | None):
+    """``(path, orientation, seed (2,), log token) -> (uint8 view, ok)`` for one file of one decoder kind.
+
+    A straight-line graph per kind (the training pipeline keeps one stream per kind), a
+    ``tf.function`` traced once per geometry and shared by every pipeline. With ``train``
+    the recipe's window is sampled and its ops applied, each with a seed derived from
+    ``seed``; an upright JPEG then decodes only its window (``decode_and_crop_jpeg``).
+    """
+    import tensorflow as tf
+
+    key = ("element", kind, upright, size, rec.name, id(rec), train, draft)
     if key in _FUNCTIONS:
         return _FUNCTIONS[key]
-    ops = [A.OPS[name] for name in rec.ops] if train else []
     box = _box_fn(rec, train)
+    ops = [A.OPS[name] for name in rec.ops] if train else []
     S = tf.TensorSpec
 
-    @tf.function(input_signature=[S((), tf.string), S((), tf.int32), S((), tf.int32), S((2,), tf.int32),
-                                  S((), tf.int64)], autograph=False, reduce_retracing=True)
-    def view(path, kind, orientation, seed, token):
-        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 1 + len(ops)))
-        crop_seed, op_seeds = seeds[0], seeds[1:]
-        yes, no = tf.constant(True), tf.constant(False)
-
-        def jpeg():  # -> (image, ok, already cropped)
+    @tf.function(input_signature=[S((), tf.string), S((), tf.int32), S((2,), tf.int32), S((), tf.int64)],
+                 autograph=False)
+    def element(path, orientation, seed, token):
+        if kind == H.JPEG and upright and train:  # as the reference ImageNet input does
             data = tf.io.read_file(path)
+            top, left, h, w = box(tf.io.extract_jpeg_shape(data)[:2], seed)
+            image, ok = tf.io.decode_and_crop_jpeg(data, tf.stack([top, left, h, w]), channels=3), tf.constant(True)
+        else:
+            image, ok = _decode(kind, path, token, draft)
+            if kind == H.JPEG and not upright:
+                image = _orient(image, orientation)
+            image = _crop(image, box(tf.shape(image)[:2], seed))
+        x = _resize(image, size)
+        for i, op in enumerate(ops):
+            x = op(x, seed + tf.constant([0, i + 1], tf.int32), size)
+        return _to_uint8(x), ok
 
-            def whole():
-                return _orient(tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"), orientation), no
+    _FUNCTIONS[key] = element
+    return element
 
-            if not train:
-                image, cropped = whole()
-                return image, yes, cropped
 
-            def window():  # decode only the sampled window, as the reference ImageNet input does
-                top, left, h, w = box(tf.io.extract_jpeg_shape(data)[:2], crop_seed)
-                return tf.io.decode_and_crop_jpeg(data, tf.stack([top, left, h, w]), channels=3), yes
+def _view_fn(size: int, rec: A.Recipe, *, draft: int | None):
+    """``(path, kind, orientation, log token) -> (uint8 evaluation view, ok)`` for any file (inference).
 
-            image, cropped = tf.cond(tf.equal(orientation, 1), window, whole)
-            return image, yes, cropped
+    In-order pipelines cannot split files by kind (a dropped file would reorder them), so
+    one ``switch_case`` picks the decoder; a ``tf.function`` traced once per geometry.
+    """
+    import tensorflow as tf
 
-        def native(decode):
-            return lambda: (decode(tf.io.read_file(path)), yes, no)
+    key = ("view", size, rec.name, id(rec), draft)
+    if key in _FUNCTIONS:
+        return _FUNCTIONS[key]
+    box = _box_fn(rec, train=False)
+    S = tf.TensorSpec
 
-        def pil():
-            image, ok = tf.numpy_function(_read_pil, [path, token, draft or 0], [tf.uint8, tf.bool], stateful=False)
-            return tf.ensure_shape(image, (None, None, 3)), tf.ensure_shape(ok, ()), no
+    @tf.function(input_signature=[S((), tf.string), S((), tf.int32), S((), tf.int32), S((), tf.int64)],
+                 autograph=False)
+    def view(path, kind, orientation, token):
+        def branch(k):
+            def decode():
+                image, ok = _decode(k, path, token, draft)
+                if k == H.JPEG:
+                    image = tf.cond(tf.equal(orientation, 1), lambda: image, lambda: _orient(image, orientation))
+                return image, ok
 
-        branches = {H.PIL: pil, H.JPEG: jpeg,
-                    H.PNG: native(lambda b: tf.io.decode_png(b, channels=3)),
-                    H.PNG_ALPHA: native(lambda b: _on_white(tf.io.decode_png(b, channels=4))),
-                    H.GIF: native(lambda b: tf.io.decode_gif(b)[0]),
-                    H.BMP: native(lambda b: tf.io.decode_bmp(b, channels=3))}
-        image, ok, cropped = tf.switch_case(kind, [branches[k] for k in range(len(branches))])
+            return decode
+
+        image, ok = tf.switch_case(kind, [branch(k) for k in range(len(H.KIND_NAMES))])
         image = tf.ensure_shape(image, (None, None, 3))
-        image = tf.cond(cropped, lambda: image, lambda: _crop(image, box(tf.shape(image)[:2], crop_seed)))
-        return _finish(image, size, ops, op_seeds), ok
+        return _finish(_crop(image, box(tf.shape(image)[:2], None)), size), ok
 
     _FUNCTIONS[key] = view
     return view
