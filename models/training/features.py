@@ -46,7 +46,7 @@ CACHE_FORMAT = "devise-features-2"
 _STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # feature model -> {strategy: traced step}
 CHUNK_ROWS = 4096   # rows committed at a time while computing
 BLOCK_ROWS = 1024   # rows read at a time while streaming
-GROUP_BLOCKS = 8    # blocks shuffled together: 8 x 1,024 rows x 2,048 x 4 bytes = 64 MB in flight
+GROUP_BLOCKS = 4    # blocks shuffled together: 4 x 1,024 rows x 2,048 x 2 bytes = 16 MB per group read
 
 
 def inference_function(model):
@@ -132,35 +132,40 @@ class FeatureCache:
         rows, path, dim = self.rows, str(self.path), self.dim
         blocks = max(1, math.ceil(rows / BLOCK_ROWS))
 
-        def read(block_ids):
+        def read(block_ids):  # float16 rows as stored, their scales and labels; shuffled together
             ids = np.sort(np.asarray(block_ids, np.int64))
             spans = [(b * BLOCK_ROWS, min((b + 1) * BLOCK_ROWS, rows)) for b in ids]
+            n = sum(b - a for a, b in spans)
+            x, sc, y = np.empty((n, dim), np.float16), np.empty(n, np.float32), np.empty(n, np.int32)
             with h5py.File(path, "r") as f:
                 feats, scales = f["features"], f["scales"]
-                parts = [_unscale(feats[a:b], scales[a:b]) for a, b in spans]
-            x = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
-            y = np.concatenate([y_rows[a:b] for a, b in spans]) if spans else np.zeros(0, np.int32)
+                at = 0
+                for a, b in spans:
+                    feats.read_direct(x, np.s_[a:b], np.s_[at:at + b - a])
+                    sc[at:at + b - a] = scales[a:b]
+                    y[at:at + b - a] = y_rows[a:b]
+                    at += b - a
             if shuffle:
-                order = np.random.default_rng([seed, *ids.tolist()]).permutation(len(x))
-                x, y = x[order], y[order]
-            return np.ascontiguousarray(x, np.float32), y
+                order = np.random.default_rng([seed, *ids.tolist()]).permutation(n)
+                x, sc, y = x[order], sc[order], y[order]
+            return x, sc, y
 
         def load(block_ids):
-            x, y = tf.numpy_function(read, [block_ids], [tf.float32, tf.int32], stateful=False)
-            x.set_shape((None, dim))
-            y.set_shape((None,))
-            return x, y
+            x, sc, y = tf.numpy_function(read, [block_ids], [tf.float16, tf.float32, tf.int32], stateful=False)
+            return tf.ensure_shape(x, (None, dim)), tf.ensure_shape(sc, (None,)), tf.ensure_shape(y, (None,))
 
         ds = tf.data.Dataset.range(blocks)
         if shuffle:
             ds = ds.shuffle(blocks, seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(GROUP_BLOCKS if shuffle else 1).map(load).rebatch(batch_size, drop_remainder=drop_remainder)
+        ds = ds.batch(GROUP_BLOCKS if shuffle else 1).map(load, num_parallel_calls=2, deterministic=not shuffle)
+        ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
 
-        def targets(x, y):
-            return x, {name: y for name in outputs}
+        def targets(x, sc, y):  # unscaled per batch, in tf.data's threads
+            return tf.cast(x, tf.float32) * sc[:, None], {name: y for name in outputs}
 
-        def weighted(x, y):
-            return x, {name: y for name in outputs}, tf.ones(tf.shape(y), tf.float32)
+        def weighted(x, sc, y):
+            x, y = targets(x, sc, y)
+            return x, y, tf.ones(tf.shape(sc), tf.float32)
 
         ds = ds.map(weighted) if weights else ds.map(targets)
         if weights:
@@ -229,18 +234,10 @@ def cached_features(
     buffer_x, buffer_i = [], []
     mine, recorded = set(sub_paths), {p for p, _ in state["failures"]}
     with h5py.File(partial, "r+") as f:
-        feats, scales, index = f["features"], f["scales"], f["index"]
-
         def commit(upto: int) -> None:
             nonlocal rows
             if buffer_x:
-                x = np.concatenate(buffer_x)
-                s = np.abs(x).max(axis=1) if x.size else np.ones(len(x), np.float32)
-                s = np.where(np.isfinite(s) & (s > 0), s, 1).astype(np.float32)
-                feats[rows:rows + len(x)] = (x / s[:, None]).astype(np.float16)
-                scales[rows:rows + len(x)] = s
-                index[rows:rows + len(x)] = np.concatenate(buffer_i)
-                rows += len(x)
+                rows = _write_rows(f, rows, np.concatenate(buffer_x), np.concatenate(buffer_i))
                 buffer_x.clear()
                 buffer_i.clear()
                 f.flush()
@@ -265,10 +262,7 @@ def cached_features(
                 progress(done + upto, total)
         commit(len(sub_paths))
         headers.kinds[todo] = sub_headers.kinds  # files found to need PIL stay marked for later pipelines
-        f.attrs["rows"] = rows
-        str_dt = h5py.string_dtype("utf-8")
-        f.create_dataset("failed_paths", data=[p for p, _ in state["failures"]], dtype=str_dt)
-        f.create_dataset("failed_reasons", data=[r for _, r in state["failures"]], dtype=str_dt)
+        _finish_file(f, rows, state["failures"])
     if progress is not None:  # the last images may have failed to decode
         progress(total, total)
     partial.replace(target)
@@ -312,6 +306,46 @@ def _batches(feature_model, paths, image_size, batch_size, log, recipe, headers,
         x, p, m = step(images, positions, marks)
         keep = m.numpy() > 0
         yield x.numpy()[keep], p.numpy()[keep]
+
+
+def write_cache(path: Path, key: str, chunks, capacity: int, dim: int) -> FeatureCache:
+    """A finished cache at ``path`` from ``(features float32 (n, dim), positions (n,))`` chunks.
+
+    The layout :func:`cached_features` writes, for tools that already have the features
+    (``benchmarks/feature_cache_memory.py`` builds a 150K-row cache this way).
+    """
+    import h5py
+
+    path = Path(path)
+    partial = path.with_name(path.stem + ".partial.h5")
+    _create_partial(partial, key, capacity, dim)
+    rows = 0
+    with h5py.File(partial, "r+") as f:
+        for x, idx in chunks:
+            rows = _write_rows(f, rows, np.asarray(x, np.float32), np.asarray(idx, np.int64))
+        _finish_file(f, rows, [])
+    partial.replace(path)
+    return FeatureCache(path, rows, dim)
+
+
+def _write_rows(f, start: int, x: np.ndarray, idx: np.ndarray) -> int:
+    """Store rows ``start:start + len(x)``: float16 divided by each row's largest magnitude, that scale apart."""
+    s = np.abs(x).max(axis=1) if x.size else np.ones(len(x), np.float32)
+    s = np.where(np.isfinite(s) & (s > 0), s, 1).astype(np.float32)
+    stop = start + len(x)
+    f["features"][start:stop] = (x / s[:, None]).astype(np.float16)
+    f["scales"][start:stop] = s
+    f["index"][start:stop] = idx
+    return stop
+
+
+def _finish_file(f, rows: int, failures: list) -> None:
+    import h5py
+
+    f.attrs["rows"] = rows
+    str_dt = h5py.string_dtype("utf-8")
+    f.create_dataset("failed_paths", data=[p for p, _ in failures], dtype=str_dt)
+    f.create_dataset("failed_reasons", data=[r for _, r in failures], dtype=str_dt)
 
 
 def _unscale(rows, scales) -> np.ndarray:

@@ -104,8 +104,10 @@ def test_head_run_writes_a_complete_bundle_and_resumes_without_losing_epochs(tra
 
 
 def test_phases_0_to_2_and_resume_inside_finetune(tmp_path):
+    """Also: an explicit recipe is recorded and used by the bundle; several steps per host call."""
     items = make_dataset(tmp_path / "data")
-    cfg = tiny_config(pretrain_epochs=1, head_epochs=1, finetune_epochs=2)
+    cfg = tiny_config(pretrain_epochs=1, head_epochs=1, finetune_epochs=2, augmentation="inception",
+                      steps_per_execution=2)
     with pytest.raises(KeyboardInterrupt):
         train_devise(items, make_vocab(), tmp_path / "run", cfg, callbacks=[InterruptAfter("finetune", 1)])
     result = train_devise(items, make_vocab(), tmp_path / "run", cfg, resume=True)
@@ -113,8 +115,11 @@ def test_phases_0_to_2_and_resume_inside_finetune(tmp_path):
     assert [(r["phase"], r["epoch"]) for r in rows] == [
         ("pretrain", "1"), ("head", "1"), ("finetune", "1"), ("finetune", "2")]
     assert rows[0]["val_accuracy"] != "" and rows[3]["val_hit_at_1"] != ""
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["preprocessing"] == {"recipe": "inception", "eval_crop": 0.875}
     bundle = load_bundle(result.path)
-    x = decode_images([p for p, _ in items[:-1]], 32)[0].astype(np.float32)
+    assert bundle.recipe == "inception"
+    x = decode_images([p for p, _ in items[:-1]], 32, recipe="inception")[0].astype(np.float32)
     out = bundle.run([p for p, _ in items], softmax=True)
     np.testing.assert_allclose(out.embeddings, np.asarray(result.model.embedder(x, training=False)), atol=5e-4)
     assert out.probs.shape == (16, 4) and bundle.softmax is not None
@@ -139,6 +144,36 @@ def test_reloaded_bundle_gives_the_same_embeddings(trained):
     np.testing.assert_allclose(out.probs.sum(1), 1.0, atol=1e-4)
     np.testing.assert_allclose(np.asarray(bundle.model(images[:2])), want[:2], atol=5e-4)
     assert bundle.softmax is not None
+
+
+def test_steps_per_execution_and_jit_settings(monkeypatch):
+    assert tiny_config(run_eagerly=False).steps_per_call() == 1  # no GPU here
+    assert tiny_config(steps_per_execution=8).steps_per_call() == 8
+    import tensorflow as tf
+
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: ["gpu"] if kind == "GPU" else [])
+    assert tiny_config(run_eagerly=False).steps_per_call() == 16
+    assert [tiny_config(jit_compile=j).jit() for j in ("auto", "on", "off")] == ["auto", True, False]
+    from wordnet.base.errors import DeviseError
+
+    with pytest.raises(DeviseError, match="--augmentation must be one of auto, inception, square"):
+        tiny_config(augmentation="cifar").validate()
+
+
+def test_best_weights_never_keeps_a_non_finite_score(tmp_path):
+    from models.training.callbacks import BestWeights
+    from tests.tiny import tiny_model
+
+    model = tiny_model()
+    best = BestWeights(model, tmp_path / "best.weights.h5", tmp_path / "state.json", "head", "val_hit_at_1")
+    best.on_epoch_end(0, {"val_embedding_hit_at_1": float("nan")})
+    assert not (tmp_path / "best.weights.h5").exists()
+    best.on_epoch_end(1, {"val_embedding_hit_at_1": 0.25})
+    assert json.loads((tmp_path / "state.json").read_text())["best"]["epoch"] == 2
+    layer = model.get_layer("head_projection")
+    layer.kernel.assign(np.full(layer.kernel.shape, np.nan, np.float32))
+    best.on_epoch_end(2, {"val_embedding_hit_at_1": 1.0})  # a perfect score from NaN weights: refused
+    assert json.loads((tmp_path / "state.json").read_text())["best"]["epoch"] == 2
 
 
 def test_bad_training_sets(tmp_path):
