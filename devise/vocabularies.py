@@ -76,8 +76,8 @@ def nearest_labels(vocab, query: str, *, top: int = 10, vectors: str | os.PathLi
     """
     from wordnet.base.errors import VectorsError
     from wordnet.vectors.loading import file_checksum, load_vectors
+    from wordnet.query import text_query_vector
     from wordnet.vocab import Vocabulary
-    from wordnet.vocab_build import query_vector
 
     if not isinstance(vocab, Vocabulary):
         vocab = Vocabulary.load(vocab)
@@ -101,7 +101,8 @@ def nearest_labels(vocab, query: str, *, top: int = 10, vectors: str | os.PathLi
 
         return load_wordnet()
 
-    idx, scores = vocab.top_k(query_vector(kv, query, vocab, wordnet), top)
+    qvec = text_query_vector(kv, query, wordnet, vectors_name=Path(vectors).name, vocab=vocab)  # spelling hints
+    idx, scores = vocab.top_k(qvec, top)
     return [{"wnid": vocab.wnids[i], "synset": vocab.synsets[i], "label": vocab.labels[i],
              "score": round(float(s), 4), "definition": vocab.definitions[i]} for i, s in zip(idx[0], scores[0])]
 
