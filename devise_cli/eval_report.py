@@ -109,10 +109,25 @@ def _print_gzsl(s: dict, methods: list[str], con) -> None:
     con.print(table)
 
 
-def write_json(report: dict, path: Path) -> None:
+def write_json(report, path: Path) -> None:
     with atomic_write(path, encoding="utf-8") as fh:
         json.dump(report, fh, indent=2, ensure_ascii=False)
         fh.write("\n")
+
+
+def write_per_class(rows: list[dict], path: Path) -> None:
+    """The per-class table as JSON (``.json``) or CSV (anything else; wrong labels joined by ``; ``)."""
+    if path.suffix.lower() == ".json":
+        write_json(rows, path)
+        return
+    import csv
+
+    fields = list(rows[0]) if rows else ["class", "wnid", "label", "images"]
+    with atomic_write(path, encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "; ".join(v) if isinstance(v, list) else v for k, v in row.items()})
 
 
 def check_matplotlib() -> None:

@@ -207,8 +207,15 @@ def test_temperature_fit_matches_the_closed_form():
     truth = np.array([0] * 6 + [1] * 2)
     t = metrics.fit_temperature(scores, truth)
     assert t == pytest.approx(d / np.log(p / (1 - p)), rel=1e-4)
-    probs = metrics.softmax_of_scores(scores[:1], t)
+    # the probabilities wordnet.vocab.top_k gives with it: unit vectors at cosines 0.5 and 0.1 to the image
+    from wordnet.vocab import top_k
+
+    image = np.array([1.0, 0.0])
+    labels = np.array([[0.5, np.sqrt(0.75)], [0.1, np.sqrt(0.99)]])
+    idx, probs = top_k(image, labels, 2, temperature=t)
+    assert idx.tolist() == [[0, 1]]
     np.testing.assert_allclose(probs, [[p, 1 - p]], rtol=1e-4)
+    assert top_k(image, labels, 1, temperature=t)[1][0, 0] == pytest.approx(p, rel=1e-4)  # over every label
     with pytest.raises(ValueError, match="no image"):
         metrics.fit_temperature(scores, np.full(8, -1))
 

@@ -20,7 +20,8 @@ checked by hand on a toy example:
 * the zero-shot literature's class-balanced figures: per-class mean accuracy (Xian et
   al. 2018; CLIP_benchmark's ``mean_per_class_recall``) and the harmonic mean H of seen
   and unseen accuracy;
-* a softmax temperature for readable scores: probabilities ``softmax(cosine / T)``.
+* a softmax temperature for readable scores: probabilities ``softmax(cosine / T)``
+  (:func:`wordnet.vocab.top_k` computes them).
 
 Score arrays are (n_images, n_candidates); index arrays are (n_images, k) of
 candidate rows sorted best first; a true index of -1 means "not a candidate".
@@ -369,14 +370,6 @@ def ausuc(seen_acc: np.ndarray, unseen_acc: np.ndarray) -> float:
 
 
 # -- readable scores ------------------------------------------------------------------
-def softmax_of_scores(scores: np.ndarray, temperature: float) -> np.ndarray:
-    """Row-wise ``softmax(scores / temperature)`` (stable: the row maximum is subtracted first)."""
-    z = np.atleast_2d(np.asarray(scores, dtype=np.float64)) / float(temperature)
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 TEMPERATURE_RANGE = (1e-3, 10.0)
 
 
