@@ -140,7 +140,7 @@ def given_labels(labels: str | Sequence[str] | None = None, labels_file: str | o
     """:class:`GivenLabels` from ``labels`` ("cat, dog" or a list) and/or a ``labels_file`` (one a line),
     or None when neither is given; ``descriptions`` is a CSV ``class,text`` (or a dict) whose text
     becomes its class's label vector. Bad input fails here, before any model loads."""
-    from wordnet.base.errors import UsageError
+    from wordnet.base.errors import DeviseError, UsageError
     from wordnet.label_vocab import parse_labels, read_descriptions, read_labels_file
     from wordnet.labels import load_overrides
 
@@ -152,7 +152,7 @@ def given_labels(labels: str | Sequence[str] | None = None, labels_file: str | o
     if labels is not None:
         chosen += parse_labels(labels) if isinstance(labels, str) else [str(x).strip() for x in labels if str(x).strip()]
         if not chosen:
-            raise UsageError("--labels is empty; give labels separated by commas")
+            raise DeviseError("--labels is empty; give labels separated by commas")
     if labels_file is not None:
         chosen += read_labels_file(labels_file)
     table = descriptions if isinstance(descriptions, dict) or descriptions is None else read_descriptions(descriptions)

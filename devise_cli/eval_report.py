@@ -58,7 +58,8 @@ def print_report(report: dict, con) -> None:
             kcols = [c for c in cols if c.startswith(kind)]
             if not kcols:
                 continue
-            table = Table(show_edge=False, pad_edge=False, title=caption, title_justify="left")
+            con.print(caption, style="italic", highlight=False, soft_wrap=True)
+            table = Table(show_edge=False, pad_edge=False)
             table.add_column("method", no_wrap=True)
             for c in kcols:
                 table.add_column(c[len(kind) - len("hit@"):] if kind.startswith("mean") else c, justify="right",
@@ -82,7 +83,7 @@ def print_report(report: dict, con) -> None:
     if any("_ci" in c for c in next(iter(report["methods"].values()))):
         con.print("Figures in %; (lo–hi): bootstrap 95% interval resampling classes.", highlight=False, markup=False)
     for note in report.get("notes", []):
-        con.print(f"note: {note}", highlight=False, markup=False)
+        con.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     if report.get("n_failed"):
         con.print(f"{report['n_failed']} images could not be read and are not counted:", highlight=False)
         for f in report["failed"][:MAX_LISTED_FAILURES]:
@@ -99,7 +100,8 @@ def _print_gzsl(s: dict, methods: list[str], con) -> None:
     if not rows:
         return
     keys = [k for k in ("S", "U", "H", "AUSUC") if any(k in s["methods"][m] for m in rows)]
-    table = Table(show_edge=False, pad_edge=False, title=GZSL_CAPTION, title_justify="left")
+    con.print(GZSL_CAPTION, style="italic", highlight=False, soft_wrap=True)
+    table = Table(show_edge=False, pad_edge=False)
     table.add_column("method", no_wrap=True)
     for k in keys:
         table.add_column(k, justify="right", no_wrap=True)

@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Callable, Sequence
 
-from wordnet.base.errors import DeviseError, UsageError, VectorsError
+from wordnet.base.errors import DeviseError, VectorsError
 
 FREE_PREFIX = "text:"  # id of a label that names no WordNet synset: "text:red sports car"
 FREE_DEFINITION = "(free phrase: no WordNet synset)"
@@ -41,7 +41,7 @@ def parse_labels(text: str, what: str = "--labels") -> list[str]:
     """``"cat, dog, snow leopard"`` -> ``["cat", "dog", "snow leopard"]``; an empty list is an error."""
     labels = [part.strip() for part in (text or "").split(",") if part.strip()]
     if not labels:
-        raise UsageError(f"{what} is empty; give labels separated by commas, like --labels \"cat, dog, snow leopard\"")
+        raise DeviseError(f"{what} is empty; give labels separated by commas, like --labels \"cat, dog, snow leopard\"")
     return labels
 
 
@@ -104,7 +104,7 @@ def labels_vocabulary(labels: Sequence[str], vectors: str | os.PathLike, *, labe
                            f"the model was trained with")
     labels = list(dict.fromkeys(label.strip() for label in labels if label.strip()))
     if not labels:
-        raise UsageError("the label list is empty; give at least one label")
+        raise DeviseError("the label list is empty; give at least one label")
     descriptions = {k: v for k, v in (descriptions or {}).items() if k in labels}
     path = data_home() / CACHE_DIR / f"{_key(labels, file_checksum(vectors), label_text, descriptions, overrides)}.h5"
     vocab = None
