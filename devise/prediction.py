@@ -167,7 +167,7 @@ def score_temperature(bundle, *, batch_size: int = 32, on_fit: Callable[[int], N
     if isinstance(known.get(key), dict) and known[key].get("temperature", 0) > 0:
         return float(known[key]["temperature"])
     temperature, n = _fit_temperature(bundle, batch_size, on_fit)
-    known[key] = {"temperature": temperature, "images": n, "model": str(bundle.path)}
+    known[key] = {"temperature": temperature, "images": n, "model": str(Path(bundle.path).resolve())}
     try:
         with atomic_write(cache, encoding="utf-8") as fh:
             json.dump(dict(list(known.items())[-256:]), fh, indent=1)

@@ -87,11 +87,11 @@ def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx, lab
                               soft_wrap=True)  # one line per file, however long the path
             elif as_json:
                 echo_json(rec)
+            elif rec.get("unknown"):
+                out.print(f"{escape(rec['path'])}: unknown (no label scores {min_score:g} or more; best "
+                          f"{rec['best_score']:.3f})", highlight=False, soft_wrap=True)
             else:
                 out.print(_prediction_table(rec["path"], rec["predictions"], vocab, score_kind))
-                if rec.get("unknown"):
-                    out.print(f"  unknown: no label scores {min_score:g} or more (best {rec['best_score']:.3f})",
-                              highlight=False)
     if failed:
         err.print(f"{failed} of {len(paths)} images could not be read", highlight=False, soft_wrap=True)
         sys.exit(EXIT_SOME_IMAGES_FAILED)

@@ -29,7 +29,7 @@ from wordnet.base.errors import DeviseError, VectorsError
 FREE_PREFIX = "text:"  # id of a label that names no WordNet synset: "text:red sports car"
 FREE_DEFINITION = "(free phrase: no WordNet synset)"
 CACHE_DIR = "label-vocabularies"  # in the data home
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # bump when what a cached vocabulary holds changes
 
 
 def is_free_phrase(wnid: str) -> bool:
@@ -129,7 +129,7 @@ def _build(labels, vectors: Path, label_text, descriptions, overrides):
     import numpy as np
 
     from wordnet.base.errors import UnknownLabelError
-    from wordnet.labels import resolve_label, short_definition, wnid_of
+    from wordnet.labels import SYNSET_NAME_RE, WNID_RE, display_label, resolve_label, short_definition, wnid_of
     from wordnet.query import similar_words
     from wordnet.reader import load_wordnet
     from wordnet.vectors.label_text import check_label_text, synset_vector, text_vector
@@ -148,8 +148,11 @@ def _build(labels, vectors: Path, label_text, descriptions, overrides):
         except UnknownLabelError:
             synset = None
         described = descriptions.get(label)
+        shown = label  # words are shown as written, ids by their synset's name
         if synset is not None:
-            key, name, definition = wnid_of(synset), synset.name(), short_definition(synset)
+            key, name, definition = wnid_of(synset), synset.name(), described or short_definition(synset)
+            if WNID_RE.match(label) or SYNSET_NAME_RE.match(label):
+                shown = display_label(synset)
             vec = text_vector(kv, described) if described else synset_vector(kv, synset, label_text)
         else:
             key, name, definition = FREE_PREFIX + label, "", described or FREE_DEFINITION
@@ -159,9 +162,9 @@ def _build(labels, vectors: Path, label_text, descriptions, overrides):
             missing.append(label)
             continue
         if key in rows:
-            merged.append(f"{rows[key][1]!r} = {label!r} ({name})")
+            merged.append(f"{rows[key][1]!r} = {shown!r} ({name})")
             continue
-        rows[key] = (name, label, definition, vec)
+        rows[key] = (name, shown, definition, vec)
     if missing:
         parts = []
         for label in missing:

@@ -140,7 +140,7 @@ def test_min_score_answers_unknown(env):
     rec = json.loads(res.stdout)
     assert rec["predictions"] == [] and rec["unknown"] is True and rec["best_score"] == pytest.approx(1.0, abs=1e-5)
     res = invoke("predict", env["imgs"][0], "--model", env["bundle"], "--min-score", "1.5")
-    assert "unknown: no label scores 1.5 or more (best 1.000)" in res.stdout
+    assert res.stdout == f"{env['imgs'][0]}: unknown (no label scores 1.5 or more; best 1.000)\n"
 
 
 # -- eval ----------------------------------------------------------------------------------

@@ -54,6 +54,8 @@ def test_vectors_wordnet_senses_free_phrases_and_descriptions(tiny_kv, tiny_kv_f
                      "scores do not apply to it",
                      "labels naming the same synset are kept once: 'cat' = 'Cat' (cat.n.01)"]
     assert lv.is_free_phrase(vocab.wnids[2]) and not lv.is_free_phrase(vocab.wnids[0])
+    ids = lv.labels_vocabulary(["n02084071", "tiger.n.02"], tiny_kv_file, cache=False)
+    assert ids.labels == ["dog", "tiger"]  # a wnid or synset name is shown by its synset's name
 
 
 def test_labels_without_a_vector_are_named_with_suggestions(tiny_kv_file):
