@@ -17,7 +17,6 @@ naming it, with the vectors' words spelt like it.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -63,13 +62,10 @@ def read_descriptions(path: str | os.PathLike) -> dict[str, str]:
         raise DeviseError(f"descriptions file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DeviseError(f"{path}: cannot read descriptions ({exc.__class__.__name__})") from None
+    from wordnet.labels import csv_rows
+
     table: dict[str, str] = {}
-    for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
-        cells = [c.strip() for c in row]
-        if not cells or not any(cells) or cells[0].startswith("#"):
-            continue
-        if lineno == 1 and [c.lower() for c in cells[:2]] == ["class", "text"]:
-            continue
+    for lineno, row, cells in csv_rows(text, ("class", "text")):
         if len(cells) < 2 or not cells[0] or not ",".join(cells[1:]).strip():
             raise DeviseError(f"{path}:{lineno}: expected 'class,text' (like: okapi,a zebra-striped "
                               f"forest giraffe), got {','.join(row)!r}")

@@ -159,6 +159,18 @@ def _unknown_message(wn, labels: list[str]) -> str:
     )
 
 
+def csv_rows(text: str, header: tuple[str, ...]):
+    """``(line number, row, stripped cells)`` of a small CSV file, without blank and ``#`` comment
+    lines and without a first line equal to ``header`` (any case)."""
+    for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
+        cells = [c.strip() for c in row]
+        if not cells or not any(cells) or cells[0].startswith("#"):
+            continue
+        if lineno == 1 and tuple(c.lower() for c in cells[:len(header)]) == header:
+            continue
+        yield lineno, row, cells
+
+
 def load_overrides(path) -> dict[str, str]:
     """Read an overrides CSV: ``label,synset`` rows (optional header, ``#`` comments)."""
     path = Path(path)
@@ -167,12 +179,7 @@ def load_overrides(path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise DeviseError(f"{path}: cannot read overrides file ({exc.__class__.__name__}: {exc})") from None
     table: dict[str, str] = {}
-    for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
-        cells = [c.strip() for c in row]
-        if not cells or not any(cells) or cells[0].startswith("#"):
-            continue
-        if lineno == 1 and [c.lower() for c in cells] == ["label", "synset"]:
-            continue
+    for lineno, row, cells in csv_rows(text, ("label", "synset")):
         if len(cells) != 2 or not all(cells):
             raise DeviseError(
                 f"{path}:{lineno}: expected two columns 'label,synset' "

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from devise_cli.cli import main
 from tests.devise_cli.test_predict_eval import SEEN, make_vocab, rank_of
-from tests.tiny import png, save_bundle, tiny_model
+from tests.tiny import bundles_loaded_once, png, save_bundle, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -35,17 +35,7 @@ def env(tiny_kv, tiny_kv_file, tmp_path_factory):
     bundle = save_bundle(model, seen, root / "bundle", provenance={"data": str(train)},
                          hyperparameters={"val_split": 0.34, "seed": 0, "weights": "imagenet"})
     imgs = [png(root / "imgs" / "a.png", "red"), png(root / "imgs" / "b.png", "blue")]
-    import models.bundle
-
-    real, loaded = models.bundle.load_bundle, {}
-
-    def memoised(path):
-        if str(path) not in loaded:
-            loaded[str(path)] = real(path)
-        return loaded[str(path)]
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(models.bundle, "load_bundle", memoised)
+    with bundles_loaded_once():
         yield {"root": root, "bundle": bundle, "seen": seen, "imgs": imgs, "train": train, "kv": tiny_kv}
 
 

@@ -163,14 +163,12 @@ def test_per_class_mean_and_harmonic_mean_by_hand():
 
 
 def test_per_class_bootstrap_matches_a_loop_reference_with_the_same_draws():
-    rng = np.random.default_rng(4)
-    values = rng.random((30, 2))
-    classes = rng.integers(0, 5, size=30)
-    reps = metrics.bootstrap_per_class_means(values, classes, reps=40, seed=9)
-    draws = np.random.default_rng(9).multinomial(5, np.full(5, 1 / 5), size=40)
+    values = np.random.default_rng(4).random((30, 2))
+    classes = np.arange(30) % 5
+    draws = np.random.default_rng(9).multinomial(5, np.full(5, 1 / 5), size=40)  # what seed 9 draws
     means = np.stack([values[classes == c].mean(axis=0) for c in range(5)])
-    for r in range(40):
-        np.testing.assert_allclose(reps[r], (draws[r][:, None] * means).sum(axis=0) / 5)
+    # each replicate: the mean of the drawn classes' means, a class drawn twice counting twice
+    np.testing.assert_allclose(metrics.bootstrap_per_class_means(values, classes, reps=40, seed=9), draws @ means / 5)
 
 
 def test_seen_unseen_curve_and_ausuc_by_hand():

@@ -324,20 +324,20 @@ def per_class_rows(scored: dict, out: Outputs, cands: Vocabulary, opts: EvalOpti
     worst first (by the first hit@k, then wnid)."""
     cols = _columns(opts.ks, opts.hierarchical)
     per = scored["per_image"]["devise"]
-    top1 = scored["devise_top1"]
+    top1 = np.asarray(scored["devise_top1"])
+    classes, inverse = np.unique(np.asarray(out.true_wnids, dtype=object).astype(str), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")  # one pass over the images, grouped by class
+    bounds = np.searchsorted(inverse[order], np.arange(len(classes) + 1))
     rows = []
-    wnids = np.asarray(out.true_wnids, dtype=object)
-    for wnid in sorted(set(out.true_wnids)):
-        mask = wnids == wnid
+    for c, wnid in enumerate(classes):
+        members = order[bounds[c]:bounds[c + 1]]
         row = {"wnid": wnid, "label": cands.labels[cands.index(wnid)] if wnid in cands else "",
-               "images": int(mask.sum())}
-        row.update({col: round(float(v), 6) for col, v in zip(cols, per[mask].mean(axis=0))})
-        picked = [int(i) for i in top1[mask] if wnid not in cands or int(i) != cands.index(wnid)]
-        counts: dict[int, int] = {}
-        for i in picked:
-            counts[i] = counts.get(i, 0) + 1
-        ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:wrong]
-        row["wrong_top1"] = [f"{cands.labels[i]} ({n})" for i, n in ordered]
+               "images": int(len(members))}
+        row.update({col: round(float(v), 6) for col, v in zip(cols, per[members].mean(axis=0))})
+        own = cands.index(wnid) if wnid in cands else -1
+        picked, counts = np.unique(top1[members][top1[members] != own], return_counts=True)
+        ordered = sorted(zip(counts.tolist(), picked.tolist()), key=lambda nc: (-nc[0], nc[1]))[:wrong]
+        row["wrong_top1"] = [f"{cands.labels[i]} ({n})" for n, i in ordered]
         rows.append(row)
     rows.sort(key=lambda r: (r[cols[0]], r["wnid"]))
     return rows
