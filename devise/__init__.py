@@ -44,7 +44,7 @@ _EXPORTS = {
     "train_vectors": "devise.vocabularies",
     # predict, evaluate
     "predict": "devise.prediction",
-    "score_temperature": "devise.prediction",
+    "score_temperature": "devise.temperature",
     "evaluate": "devise.evaluation",
     "given_labels": "devise.vocabularies",
     "GivenLabels": "devise.vocabularies",
