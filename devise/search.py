@@ -85,6 +85,28 @@ def search(index, query: str, *, top: int = 10, model: str | os.PathLike | None 
             "images": len(idx), "results": results, "query_image": str(image) if image is not None else None}
 
 
+def search_labels(index, labels, *, top: int = 10, approx: bool = False) -> dict:
+    """Rank the images of ``index`` for each of several labels (:class:`~devise.vocabularies.GivenLabels`).
+
+    The labels are embedded as a vocabulary, with the word vectors and label text the
+    model was trained with (recorded in the index; cached, as for ``predict --labels``).
+    Returns ``{"index", "images", "queries": [{"query", "wnid", "results": [{"rank", "path",
+    "score"}]}]}``, the labels in the order given.
+    """
+    from models.index.store import ImageIndex
+
+    idx = index if isinstance(index, ImageIndex) else ImageIndex.load(index)
+    idx.require_images()
+    vocab = labels.vocabulary(idx.attrs.get("vectors"), idx.attrs.get("label_text") or None, f"index {idx.location}")
+    vocab.check_dim(idx.dim, f"the embeddings of {idx.location}")
+    queries = []
+    for row, label in enumerate(vocab.labels):
+        rows, scores = idx.search(vocab.vectors[row], top, approx=approx)
+        queries.append({"query": label, "wnid": vocab.wnids[row], "results": [
+            {"rank": r + 1, "path": idx.paths[i], "score": round(float(s), 6)} for r, (i, s) in enumerate(zip(rows, scores))]})
+    return {"index": idx.location, "images": len(idx), "queries": queries}
+
+
 def _embed_image(idx, image: Path, model_path):
     from models.bundle import load_bundle
     from models.index.store import ImageIndexError, model_checksum

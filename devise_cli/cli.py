@@ -26,6 +26,8 @@ COMMANDS = {
     "data": "devise_cli.data_cmds:data_group",
     "index": "devise_cli.search_cmds:index",
     "search": "devise_cli.search_cmds:search",
+    "results": "devise_cli.results_cmd:results",
+    "export": "devise_cli.export_cmd:export",
 }
 
 
