@@ -47,8 +47,11 @@ _EXPORTS = {
     "evaluate": "devise.evaluation",
     # image search
     "index_images": "devise.search",
+    "merge_indexes": "devise.search",
     "search": "devise.search",
     "ImageIndex": "models.index.store",
+    "IndexFile": "models.index.store",
+    "Shard": "models.data.shards",
     # errors
     "DeviseError": "wordnet.base.errors",
 }

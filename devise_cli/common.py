@@ -54,3 +54,24 @@ label_text_option = click.option(
     "--label-text", type=click.Choice(LABEL_TEXTS), default="lemmas", show_default=True, envvar="DEVISE_LABEL_TEXT",
     help="What a label vector is made of: its names (the paper), plus its WordNet definition and/or hypernyms. "
          "Use the same for a model's training labels and the labels it is scored against.")
+
+
+class ShardType(click.ParamType):
+    """``I/N``: shard I (0-based) of N, as :class:`models.data.shards.Shard`."""
+
+    name = "I/N"
+
+    def convert(self, value, param, ctx):
+        from devise import DeviseError, Shard
+
+        try:
+            return Shard.parse(value)
+        except DeviseError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+# --shard: shared by `index` and `predict` (the same files must land in the same shard for both)
+shard_option = click.option(
+    "--shard", type=ShardType(), envvar="DEVISE_SHARD",
+    help="Only the files of shard I of N (0 <= I < N; a stable hash of each file's absolute path), so N "
+         "processes (GPUs, hosts, Slurm array tasks) can split the work, e.g. --shard $SLURM_ARRAY_TASK_ID/8.")

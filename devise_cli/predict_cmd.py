@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from devise_cli.common import EXIT_SOME_IMAGES_FAILED, console, domain_errors, echo_json
+from devise_cli.common import EXIT_SOME_IMAGES_FAILED, console, domain_errors, echo_json, shard_option
 from devise_cli.progress import progress_bar
 
 
@@ -28,8 +28,9 @@ from devise_cli.progress import progress_bar
 @click.option("--approx", is_flag=True, envvar="DEVISE_APPROX",
               help="Search the vocabulary with an approximate (faiss IVF) index: much faster for 100K+ labels, "
                    "may miss a few of the exact top labels. Built once per vocabulary and cached.")
+@shard_option
 @domain_errors
-def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx):
+def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx, shard):
     """Label IMAGES (files, folders, globs) with the nearest labels of a vocabulary.
 
     A vocabulary other than the training labels is zero-shot prediction: any
@@ -41,6 +42,7 @@ def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx):
       devise predict photo.jpg --model runs/mine
       devise predict shots/ --model runs/mine --vocab nouns.h5 --top 10 --json
       devise predict shots/ --model runs/mine --vocab million.h5 --approx
+      devise predict /data/photos -m runs/mine --json --shard 3/8 > part3.jsonl
     """
     from rich.markup import escape
 
@@ -51,6 +53,8 @@ def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx):
     paths = expand_image_paths(images)
     if not paths:
         raise click.ClickException("no image files found in " + " ".join(images))
+    if shard is not None:
+        paths = shard.select(paths)
     bundle, vocab = load_model_and_vocab(model_path, vocab_arg)
     out, err = console(), console(stderr=True)
     failed = 0
