@@ -23,7 +23,7 @@ def index_images(photos: Sequence[str | os.PathLike], model: str | os.PathLike, 
     Returns :class:`models.index.update.IndexStats` (new, changed, unchanged, removed,
     resumed, failures). ``shard`` (``"I/N"`` or a :class:`models.data.shards.Shard`) keeps
     only that shard's files, for N processes that each write a part (joined with
-    :func:`merge_indexes`). Progress is committed every ``commit_every`` images, so a
+    :func:`merge_indexes`); a part re-run without ``photos`` keeps its shard. Progress is committed every ``commit_every`` images, so a
     killed run loses at most that many and a rerun continues. A model other than the one
     that built an existing index, or an index another process is writing, is refused
     before TensorFlow loads; ``on_model(bundle)`` is called once the model is loaded.
@@ -44,6 +44,8 @@ def index_images(photos: Sequence[str | os.PathLike], model: str | os.PathLike, 
             if old is None or not old.attrs.get("sources"):
                 raise UsageError("give the PHOTOS to index (files, folders or globs)")
             photos = tuple(old.attrs["sources"])
+            if shard is None and old.attrs.get("shard"):
+                shard = Shard.parse(old.attrs["shard"])  # a part of a sharded run: the same shard again
         paths = expand_image_paths(photos)
         if not paths:
             raise DatasetError("no image files found in " + " ".join(map(str, photos)))
@@ -104,6 +106,12 @@ def search(index, query: str, *, top: int = 10, model: str | os.PathLike | None 
 
     idx = index if isinstance(index, (ImageIndex, IndexFile)) else IndexFile.open(index)
     try:
+        if isinstance(idx, IndexFile) and warn is not None:
+            from models.index.journal import Journal
+
+            if Journal(idx.path).exists():
+                warn(f"{idx.location} has an unfinished `devise index` run; the images it committed are searchable "
+                     f"once the same command runs again")
         idx.require_images()
         if model is not None:
             idx.check_model(model_checksum(model), model)

@@ -68,18 +68,18 @@ def index(photos, model_path, index_path, batch_size, rebuild, shard, commit_eve
                              commit_every=commit_every, progress=lambda done, total: update(done, total),
                              on_model=lambda _bundle: clock.update(start=time.perf_counter()))  # time embedding only
     seconds = time.perf_counter() - clock["start"]
-    _report(stats, index_path, seconds, shard)
+    _report(stats, index_path, seconds)
     if stats.failures:
         sys.exit(EXIT_SOME_IMAGES_FAILED)
 
 
-def _report(stats, index_path: Path, seconds: float, shard=None) -> None:
+def _report(stats, index_path: Path, seconds: float) -> None:
     from rich.markup import escape
 
     out, err = console(), console(stderr=True)
     for path, reason in stats.failures:
         err.print(f"[red]failed[/red] {escape(path)}: {escape(reason)}", highlight=False, soft_wrap=True)
-    of_shard = f" of shard {shard}" if shard is not None else ""
+    of_shard = f" of shard {stats.shard}" if stats.shard is not None else ""
     out.print(f"indexed {stats.indexed} images{of_shard} in {escape(str(index_path))}: {stats.new} new, "
               f"{stats.changed} changed, {stats.unchanged} unchanged, {stats.removed} removed, "
               f"{len(stats.failures)} failed", highlight=False, soft_wrap=True)

@@ -64,7 +64,7 @@ def approximate_index(idx, on_build: Callable[[int], None] | None = None):
     to) gets one in memory only."""
     from wordnet.ann import VectorIndex
 
-    path, generation, rows = idx.attrs.get("path"), idx.attrs.get("generation"), len(idx)
+    path, generation, rows = idx.attrs.get("path"), idx.generation, len(idx)
     if path and _matches(path, generation, rows):
         try:
             return VectorIndex.load(sidecar(path), idx.embeddings, mapped=True, exact=_exact)
@@ -117,4 +117,4 @@ def update(index_path, old_generation: str | None, old_to_new: np.ndarray, new_f
     for s in range(0, len(new_rows), ADD_ROWS):
         block = new_rows[s:s + ADD_ROWS]
         index.add(matrix[block], block)
-    _save(index, index_path, new_file.attrs["generation"], len(new_file))
+    _save(index, index_path, new_file.generation, len(new_file))

@@ -22,6 +22,7 @@ from wordnet.vocab import top_k
 
 BLOCK_BYTES = 64 << 20  # rows scored at a time: the resident memory a search needs
 _POPULATE_READ = 22  # Linux MADV_POPULATE_READ (5.14+): map a block's pages in one call, not one fault each
+_RELEASE_ALIGN = 2 << 20  # the largest page-cache folio (a PMD): pages are dropped in whole such regions
 
 
 class MappedRows:
@@ -74,26 +75,34 @@ class MappedRows:
         step = self.block_rows(block_bytes)
         for start in range(0, self.shape[0], step):
             stop = min(self.shape[0], start + step)
-            self._advise(_POPULATE_READ, start, stop)
+            self._populate(start, stop)
             yield start, self._rows[start:stop]
             self._release(start, stop)
 
-    def _span(self, start: int, stop: int) -> tuple[int, int]:
-        first = (self._offset + start * self._row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
-        return first, self._offset + stop * self._row_bytes - first
-
-    def _advise(self, option: int, start: int, stop: int) -> None:
-        if stop <= start or not hasattr(self._map, "madvise"):
+    def _advise(self, option: int, first: int, length: int) -> None:
+        if length <= 0 or not hasattr(self._map, "madvise"):
             return  # Windows: the OS pages it as it likes
-        first, length = self._span(start, stop)
         try:
             self._map.madvise(option, first, length)
         except (OSError, ValueError):
             pass  # an older kernel without MADV_POPULATE_READ: pages fault in one by one
 
+    def _populate(self, start: int, stop: int) -> None:
+        first = (self._offset + start * self._row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
+        self._advise(_POPULATE_READ, first, self._offset + stop * self._row_bytes - first)
+
     def _release(self, start: int, stop: int) -> None:
-        if hasattr(mmap, "MADV_DONTNEED"):
-            self._advise(mmap.MADV_DONTNEED, start, stop)  # read-only file pages: dropped here, kept in the page cache
+        """Drop rows ``start:stop`` from this process (read-only file pages: the page cache keeps them).
+
+        The range is widened to whole ``_RELEASE_ALIGN`` regions: dropping part of a large
+        page-cache folio would make the kernel split it, unmapping it from every process
+        that maps the file (other searches), which then fault it in again.
+        """
+        if stop <= start or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        first = (self._offset + start * self._row_bytes) // _RELEASE_ALIGN * _RELEASE_ALIGN
+        end = -(-(self._offset + stop * self._row_bytes) // _RELEASE_ALIGN) * _RELEASE_ALIGN
+        self._advise(mmap.MADV_DONTNEED, first, min(end, len(self._map)) - first)
 
     def close(self) -> None:
         self._rows = None

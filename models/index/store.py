@@ -77,6 +77,11 @@ class _Identity:
     def location(self) -> str:
         return str(self.attrs.get("path", "the index"))
 
+    @property
+    def generation(self) -> str | None:
+        """Which version of the file this is (new at every write), or None for an index not read from a file."""
+        return self.attrs.get("generation")
+
     def check_model(self, checksum: str, model_path: str | os.PathLike) -> None:
         """Raise :class:`ImageIndexError` unless the embeddings came from this model."""
         built = self.attrs.get("model_checksum", "")
@@ -226,14 +231,22 @@ class IndexFile(_Identity):
         return self._dim
 
     @property
+    def generation(self) -> str:
+        """The ``generation`` attribute; for a file written before it existed, its size and mtime."""
+        if self.attrs.get("generation"):
+            return self.attrs["generation"]
+        st = os.fstat(self._h5.id.get_vfd_handle()) if os.name == "posix" else self.path.stat()
+        return f"file-{st.st_size}-{st.st_mtime_ns}"
+
+    @property
     def embeddings(self):
         """(n, dim) unit rows: a :class:`~models.index.scan.MappedRows` over the file (never read whole)."""
         if "embeddings" not in self._cache:
             ds = self._h5["embeddings"]
             offset = ds.id.get_offset() if ds.chunks is None and ds.compression is None else None
             if offset is not None and ds.dtype == np.dtype(np.float32) and self._n:
-                self._cache["embeddings"] = MappedRows(self.path, offset, ds.shape,
-                                                       fileno=self._h5.id.get_vfd_handle())
+                fileno = self._h5.id.get_vfd_handle() if os.name == "posix" else None  # the inode h5py read
+                self._cache["embeddings"] = MappedRows(self.path, offset, ds.shape, fileno=fileno)
             else:  # empty, or written by another tool (chunked, compressed): read it
                 self._cache["embeddings"] = np.asarray(ds[()], np.float32).reshape(self._n, self._dim)
         return self._cache["embeddings"]

@@ -51,6 +51,7 @@ class IndexStats:
     removed: int = 0
     resumed: int = 0  # new or changed files already embedded by an interrupted run (its committed chunks)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    shard: object = None  # the models.data.shards.Shard indexed, or None for every file
 
     @property
     def indexed(self) -> int:
@@ -168,6 +169,7 @@ def _update_locked(bundle, paths, output: Path, *, rebuild, sources, batch_size,
         journal = Journal(output)
         chunks = journal.read_chunks(attrs["model_checksum"])
         stats, picks, todo = plan_update(base, chunks, list_files(paths))
+        stats.shard = shard
         run = _Run(journal, attrs, commit_every)
         try:
             run.embed(bundle, todo, batch_size, stats, progress)
@@ -249,7 +251,7 @@ def _write(output: Path, base, old_chunks, new_chunks, picks: Picks, stats: Inde
         old_to_new = np.full(len(base), -1, np.int64)
         old_to_new[row[src == 0]] = position[src == 0]
         with IndexFile.open(output) as written:
-            approx.update(output, base.attrs.get("generation"), old_to_new, written)
+            approx.update(output, base.generation, old_to_new, written)
     journal.clear()
 
 

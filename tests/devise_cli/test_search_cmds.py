@@ -342,9 +342,10 @@ def test_index_file_errors(env, tmp_path):
 
 
 def test_help_has_examples():
-    for cmd in ("index", "search"):
-        res = invoke(cmd, "--help")
+    for cmd in ("index", "search", "index merge"):
+        res = invoke(*cmd.split(), "--help")
         assert res.exit_code == 0 and "Examples:" in res.stdout and f"devise {cmd} " in res.stdout
+    assert invoke("index", "merge", "--help").stdout.startswith("Usage: main index merge [OPTIONS] OUT PARTS...")
 
 
 def test_interrupted_indexing_keeps_finished_chunks(env, tmp_path, monkeypatch):
@@ -530,3 +531,16 @@ def test_text_search_and_merge_load_no_tensorflow(env, tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines()[-1] == "[]"
     assert json.loads(res.stdout.splitlines()[0])["results"][0]["path"] in map(str, env["imgs"])
+
+
+def test_a_part_rerun_keeps_its_shard_and_search_warns_of_an_unfinished_run(env, tmp_path):
+    part = tmp_path / "part.h5"
+    assert invoke("index", env["photos"], "--model", env["bundle"], "--output", part, "--shard", "1/3").exit_code == 0
+    res = invoke("index", "--model", env["bundle"], "--output", part)
+    n = int(res.stdout.split()[1])
+    assert res.stdout.splitlines()[0] == (f"indexed {n} images of shard 1/3 in {part}: 0 new, 0 changed, {n} unchanged, "
+                                          f"0 removed, 0 failed")
+    (tmp_path / ".part.h5.journal").mkdir()  # what a killed run leaves
+    res = invoke("search", part, "tiger", "--json")
+    assert res.exit_code == 0 and res.stderr == (f"warning: {part} has an unfinished `devise index` run; the images it "
+                                                 f"committed are searchable once the same command runs again\n")
