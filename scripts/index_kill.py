@@ -29,13 +29,10 @@ embeddings an uninterrupted run computes; no journal, lock or temporary file is 
 """
 from __future__ import annotations
 
-import argparse
-import os
 import random
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +42,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kill_resume import child_env  # noqa: E402
+from kill_resume import child_env, plan_and_workdir, plan_parser  # noqa: E402
 
 KINDS = ("embed", "commit", "fold", "any")
 
@@ -236,23 +233,12 @@ def kill_and_rerun(workdir: Path, plan: list[str], *, seed: int = 0, images: int
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kills", type=int, default=10)
-    ap.add_argument("--plan", help=f"comma-separated kill kinds ({', '.join(KINDS)}); default: random")
-    ap.add_argument("--seed", type=int, default=0)
+    ap = plan_parser(__doc__, KINDS)
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--commit-every", type=int, default=8)
-    ap.add_argument("--workdir", type=Path, help="keep the run here (default: a temporary folder)")
     args = ap.parse_args(argv)
-    rng = random.Random(args.seed)
-    plan = args.plan.split(",") if args.plan else [rng.choice(KINDS) for _ in range(args.kills)]
-    bad = [k for k in plan if k not in KINDS]
-    if bad:
-        ap.error(f"unknown kill kind(s): {', '.join(bad)}")
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="devise-index-kill-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("DEVISE_HOME", str(workdir / "home"))
+    plan, workdir = plan_and_workdir(ap, args, KINDS, "devise-index-kill-")
     print(f"plan: {', '.join(plan)}; {args.images} images, batch {args.batch_size}, commit every "
           f"{args.commit_every}; work folder {workdir}")
     s = kill_and_rerun(workdir, plan, seed=args.seed, images=args.images, batch_size=args.batch_size,

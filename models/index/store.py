@@ -244,11 +244,16 @@ class IndexFile(_Identity):
         if "embeddings" not in self._cache:
             ds = self._h5["embeddings"]
             offset = ds.id.get_offset() if ds.chunks is None and ds.compression is None else None
+            matrix = None
             if offset is not None and ds.dtype == np.dtype(np.float32) and self._n:
                 fileno = self._h5.id.get_vfd_handle() if os.name == "posix" else None  # the inode h5py read
-                self._cache["embeddings"] = MappedRows(self.path, offset, ds.shape, fileno=fileno)
-            else:  # empty, or written by another tool (chunked, compressed): read it
-                self._cache["embeddings"] = np.asarray(ds[()], np.float32).reshape(self._n, self._dim)
+                try:
+                    matrix = MappedRows(self.path, offset, ds.shape, fileno=fileno)
+                except (OSError, ValueError):  # a file system that cannot map files
+                    matrix = None
+            if matrix is None:  # empty, written by another tool (chunked, compressed), or not mappable: read it
+                matrix = np.asarray(ds[()], np.float32).reshape(self._n, self._dim)
+            self._cache["embeddings"] = matrix
         return self._cache["embeddings"]
 
     def detach_embeddings(self):

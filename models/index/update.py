@@ -34,6 +34,7 @@ from models.index import COMMIT_EVERY, approx
 from models.index.journal import Journal
 from models.index.merge import Picks, RowFile, write_rows
 from models.index.store import IndexFile, model_checksum
+from wordnet.base.errors import DeviseError
 from wordnet.base.files import exclusive_lock, lock_path_for, remove_stale_temps
 from wordnet.vocab import label_matrix
 
@@ -250,8 +251,11 @@ def _write(output: Path, base, old_chunks, new_chunks, picks: Picks, stats: Inde
         src, row = np.asarray(picks.source, np.int64), np.asarray(picks.row, np.int64)
         old_to_new = np.full(len(base), -1, np.int64)
         old_to_new[row[src == 0]] = position[src == 0]
-        with IndexFile.open(output) as written:
-            approx.update(output, base.generation, old_to_new, written)
+        try:
+            with IndexFile.open(output) as written:
+                approx.update(output, base.generation, old_to_new, written)
+        except (DeviseError, RuntimeError, ValueError, OSError):  # faiss gone, a damaged sidecar...: drop it,
+            approx.discard(output)  # the next --approx search trains a new one
     journal.clear()
 
 
