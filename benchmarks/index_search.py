@@ -6,7 +6,8 @@ directions, as photos of things are; paths like ``/photos/0123/0123456.jpg``; ab
 Side by side, interleaved, medians of ROUNDS (the file warm in the page cache for all):
 
 - **floor**: the embeddings as one ``np.memmap`` opened once, then per query ``mm @ q`` and
-  ``argpartition`` + sort of the top k: the least work any exact search must do;
+  ``argpartition`` + sort of the top k: the least work any exact search must do (its pages stay
+  mapped between queries, and count in its RSS); also with a new ``np.memmap`` per query;
 - **ours**: what ``devise search`` does per query: open the index file, score its
   memory-mapped embeddings a block at a time with a running top-k
   (:class:`models.index.store.IndexFile`), read the k paths;
@@ -61,8 +62,9 @@ def concepts(dim: int) -> np.ndarray:
 
 def near(centres: np.ndarray, rng) -> np.ndarray:
     """Unit rows scattered around ``centres`` (one per row)."""
-    x = centres + SPREAD * rng.standard_normal(centres.shape, dtype=np.float32) / np.sqrt(centres.shape[1])
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    x = centres + np.float32(SPREAD / np.sqrt(centres.shape[1])) * rng.standard_normal(centres.shape, np.float32)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)  # float32: a float64 query would
+    # make NumPy convert the whole memory-mapped matrix for the floor's product
 
 
 class SyntheticRows:
@@ -124,11 +126,18 @@ def main(argv=None) -> int:
         offset = f._h5["embeddings"].id.get_offset()
     mm = np.memmap(big, np.float32, "r", offset=offset, shape=(args.rows, args.dim))
     q = near(concepts(args.dim)[:1], np.random.default_rng(9))[0]  # a query about one of the concepts
+    assert q.dtype == np.float32
 
-    def floor():
-        scores = mm @ q
+    def top_of(matrix):
+        scores = matrix @ q
         top = np.argpartition(-scores, K)[:K]
         return top[np.argsort(-scores[top])]
+
+    def floor():
+        return top_of(mm)
+
+    def floor_fresh():  # what a fresh process pays: a new map, its pages mapped as they are read
+        return top_of(np.memmap(big, np.float32, "r", offset=offset, shape=(args.rows, args.dim)))
 
     def ours():
         with IndexFile.open(big) as f:
@@ -138,7 +147,7 @@ def main(argv=None) -> int:
     with IndexFile.open(big) as f:
         want = f.paths_at(floor())
     assert ours() == want, "ours and the floor disagree"
-    wall = timed({"floor": floor, "ours": ours}, args.rounds)
+    wall, cpu = timed({"floor": floor, "floor_fresh": floor_fresh, "ours": ours}, args.rounds, cpu=True)
     t = time.perf_counter()
     idx = ImageIndex.load(big)
     scan_top_k(q, idx.embeddings, K, block_bytes=1 << 40)
@@ -170,9 +179,11 @@ def main(argv=None) -> int:
     print(f"machine: {machine_line()}")
     print(f"{args.rows:,} photos x {args.dim} d ({args.rows * args.dim * 4 / 2**30:.2f} GiB of embeddings), "
           f"top {K}, one query, median of {args.rounds} interleaved rounds, index warm in the page cache")
-    print(f"{'search':<44}{'ms':>10}")
-    print(f"{'floor: np.memmap (open) @ q + argpartition':<44}{wall['floor'] * 1000:>10.1f}")
-    print(f"{'ours: open + block scan + k paths':<44}{wall['ours'] * 1000:>10.1f}")
+    print(f"{'search':<44}{'wall ms':>10}{'CPU ms':>10}")
+    print(f"{'floor: np.memmap (open) @ q + argpartition':<44}{wall['floor'] * 1000:>10.1f}{cpu['floor'] * 1000:>10.1f}")
+    print(f"{'  the same with a new np.memmap each query':<44}{wall['floor_fresh'] * 1000:>10.1f}"
+          f"{cpu['floor_fresh'] * 1000:>10.1f}")
+    print(f"{'ours: open + block scan + k paths':<44}{wall['ours'] * 1000:>10.1f}{cpu['ours'] * 1000:>10.1f}")
     print(f"{'load all: ImageIndex.load + top-k (1 round)':<44}{load_all * 1000:>10.1f}")
     if approx:
         print(f"{'approx: mapped faiss IVF + exact re-score':<44}{approx[1] * 1000:>10.1f}   "
@@ -185,6 +196,10 @@ def main(argv=None) -> int:
         print(f"{'devise search --approx (this index)':<44}{approx[3]:>10.0f}")
     print(f"machine after: {machine_line()}")
     ratio, over = wall["ours"] / wall["floor"], rss["ours"] - rss["baseline"]
+    print(f"ratio ours/floor with a new map each query: wall {wall['ours'] / wall['floor_fresh']:.2f}, "
+          f"CPU {cpu['ours'] / cpu['floor_fresh']:.2f}")
+    print(f"ratio ours/floor (CPU): {cpu['ours'] / cpu['floor']:.2f} (goal <= 1.5: "
+          f"{'met' if cpu['ours'] / cpu['floor'] <= 1.5 else 'MISSED'})")
     print(f"ratio ours/floor (wall): {ratio:.2f} (goal <= 1.5: {'met' if ratio <= 1.5 else 'MISSED'})")
     print(f"RSS over baseline: {over:.0f} MiB (goal <= {RSS_GOAL_MIB}: {'met' if over <= RSS_GOAL_MIB else 'MISSED'})")
     return 0

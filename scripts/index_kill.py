@@ -29,6 +29,7 @@ embeddings an uninterrupted run computes; no journal, lock or temporary file is 
 """
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -85,13 +86,13 @@ class Run:
     committed: int  # images on disk (index + journal) after it ended
 
 
-def make_images(folder: Path, n: int) -> list[Path]:
+def make_images(folder: Path, n: int, start: int = 0) -> list[Path]:
     from PIL import Image
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(start)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for i in range(n):
+    for i in range(start, start + n):
         p = folder / f"sub{i % 3}" / f"img{i:04d}.png"
         p.parent.mkdir(exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(p)
@@ -134,9 +135,11 @@ def committed(index: Path) -> set[str]:
 
 
 def temp_files(folder: Path) -> list[Path]:
+    """Temporary files of atomic writes under ``folder`` (os.walk: the journal may vanish meanwhile)."""
     from wordnet.base.files import is_stale_temp
 
-    return [p for p in folder.rglob(".*") if p.is_file() and is_stale_temp(p)] if folder.is_dir() else []
+    return [Path(root) / name for root, _, names in os.walk(folder) for name in names
+            if is_stale_temp(Path(root) / name)]
 
 
 def run_once(args: list[str], index: Path, kind: str | None, rng: random.Random, log: Path, *,
@@ -195,13 +198,16 @@ def kill_and_rerun(workdir: Path, plan: list[str], *, seed: int = 0, images: int
     before = 0
     for i, kind in enumerate(plan + [None]):
         rows, chunks = on_disk(index)
+        if kind is not None and len(rows | chunks) == len(paths):  # all committed: more photos arrive
+            paths = sorted(paths + make_images(workdir / "photos", images, start=len(paths)))
+            rows, chunks = on_disk(index)
         resumable = len(chunks - rows)  # what the run must say it kept from the killed one
         run = run_once(args, index, kind, rng, workdir / f"run{i:02d}.log", embed_delay=embed_delay,
                        write_delay=write_delay)
         runs.append(run)
         lost = run.embedded - (run.committed - before)
         say(f"run {i}, {run.kind}: {'killed' if run.killed else f'exit {run.code}'} after {run.seconds:.1f} s; "
-            f"embedded {run.embedded}, committed {run.committed - before} -> {run.committed} of {images}, "
+            f"embedded {run.embedded}, committed {run.committed - before} -> {run.committed} of {len(paths)}, "
             f"lost {lost}")
         assert "Traceback" not in run.stderr, f"run {i} printed a traceback:\n{run.stderr[-3000:]}"
         assert lost <= commit_every, f"run {i} lost {lost} images, more than one chunk ({commit_every})"
@@ -227,8 +233,8 @@ def kill_and_rerun(workdir: Path, plan: list[str], *, seed: int = 0, images: int
     assert not temp_files(workdir), f"temporary files left behind: {temp_files(workdir)}"
     kills = [r for r in runs if r.killed]
     losses = [r.embedded - (r.committed - p) for r, p in zip(kills, [0] + [k.committed for k in kills])]
-    return {"kills": len(kills), "kinds": [r.kind for r in kills], "runs": len(runs), "losses": losses,
-            "max_lost": max(losses, default=0), "re_embedded": sum(r.embedded for r in runs) - images,
+    return {"images": len(paths), "kills": len(kills), "kinds": [r.kind for r in kills], "runs": len(runs), "losses": losses,
+            "max_lost": max(losses, default=0), "re_embedded": sum(r.embedded for r in runs) - len(paths),
             "commit_every": commit_every, "seconds": round(sum(r.seconds for r in runs), 1)}
 
 
@@ -243,7 +249,8 @@ def main(argv=None) -> int:
           f"{args.commit_every}; work folder {workdir}")
     s = kill_and_rerun(workdir, plan, seed=args.seed, images=args.images, batch_size=args.batch_size,
                        commit_every=args.commit_every)
-    print(f"survived {s['kills']} SIGKILLs ({', '.join(s['kinds'])}) in {s['runs']} runs, {s['seconds']} s; "
+    print(f"survived {s['kills']} SIGKILLs ({', '.join(s['kinds'])}) in {s['runs']} runs, {s['seconds']} s, "
+          f"{s['images']} images; "
           f"images lost per kill: max {s['max_lost']} (one chunk = {s['commit_every']}), "
           f"{s['re_embedded']} re-embedded in all; the final index holds every image once with the right embeddings")
     print(f"ratio max lost / chunk: {s['max_lost'] / s['commit_every']:.2f} (goal <= 1: "
