@@ -127,6 +127,37 @@ def search(index, query: str, *, top: int = 10, model: str | os.PathLike | None 
             idx.close()
 
 
+def search_labels(index, labels, *, top: int = 10, approx: bool = False,
+                  on_build: Callable[[int], None] | None = None) -> dict:
+    """Rank the images of ``index`` for each of several labels (:class:`~devise.vocabularies.GivenLabels`).
+
+    The labels are embedded as a vocabulary, with the word vectors and label text the
+    model was trained with (recorded in the index; cached, as for ``predict --labels``),
+    and scored in one pass over the memory-mapped index. Returns ``{"index", "images",
+    "queries": [{"query", "wnid", "results": [{"rank", "path", "score"}]}]}``, the labels
+    in the order given.
+    """
+    from models.index.store import ImageIndex, IndexFile
+
+    idx = index if isinstance(index, (ImageIndex, IndexFile)) else IndexFile.open(index)
+    try:
+        idx.require_images()
+        vocab = labels.vocabulary(idx.attrs.get("vectors"), idx.attrs.get("label_text") or None,
+                                  f"index {idx.location}")
+        vocab.check_dim(idx.dim, f"the embeddings of {idx.location}")
+        rows, scores = idx.search_many(vocab.vectors, top, approx=approx, on_build=on_build)
+        paths = idx.paths_at(rows.ravel())
+        queries = []
+        for q, label in enumerate(vocab.labels):
+            found = paths[q * rows.shape[1]:(q + 1) * rows.shape[1]]
+            queries.append({"query": label, "wnid": vocab.wnids[q], "results": [
+                {"rank": r + 1, "path": p, "score": round(float(s), 6)} for r, (p, s) in enumerate(zip(found, scores[q]))]})
+        return {"index": idx.location, "images": len(idx), "queries": queries}
+    finally:
+        if idx is not index:
+            idx.close()
+
+
 def _embed_image(idx, image: Path, model_path):
     from models.bundle import load_bundle
     from models.index.store import ImageIndexError, model_checksum

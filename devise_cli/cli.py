@@ -27,6 +27,8 @@ COMMANDS = {
     "index": "devise_cli.search_cmds:index",
     "index merge": "devise_cli.search_cmds:index_merge",  # `devise index merge OUT PART...`
     "search": "devise_cli.search_cmds:search",
+    "results": "devise_cli.results_cmd:results",
+    "export": "devise_cli.export_cmd:export",
 }
 
 

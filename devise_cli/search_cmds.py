@@ -18,7 +18,8 @@ from pathlib import Path
 import click
 
 from devise.search import COMMIT_EVERY
-from devise_cli.common import EXIT_SOME_IMAGES_FAILED, console, domain_errors, echo_json, shard_option
+from devise_cli.common import (EXIT_SOME_IMAGES_FAILED, console, domain_errors, echo_json, given_labels,
+                               label_options, shard_option)
 from devise_cli.progress import progress_bar
 
 MODEL_HELP = "Model bundle folder written by `devise train`."
@@ -120,7 +121,7 @@ def index_merge(out, parts):
 # -- search ---------------------------------------------------------------------------
 @click.command("search")
 @click.argument("index_path", metavar="INDEX", type=click.Path(path_type=Path))
-@click.argument("query")
+@click.argument("query", required=False)
 @click.option("--model", "-m", "model_path", envvar="DEVISE_MODEL", type=click.Path(file_okay=False, path_type=Path),
               help="The bundle that built INDEX (checked); needed to embed an image query "
                    "[default: the one recorded in INDEX].")
@@ -133,8 +134,10 @@ def index_merge(out, parts):
 @click.option("--approx", is_flag=True, envvar="DEVISE_APPROX",
               help="Approximate search for very large indexes (a faiss inverted-file index kept beside INDEX as "
                    "INDEX.faiss: built on first use, then updated by `devise index`); scores stay exact cosines.")
+@label_options
 @domain_errors
-def search(index_path, query, model_path, vectors, top, as_json, html_file, approx):
+def search(index_path, query, model_path, vectors, top, as_json, html_file, approx, labels, labels_file,
+           label_descriptions):
     """Rank the images of INDEX by similarity to QUERY.
 
     QUERY is a word or phrase ("snow leopard"), a synset (snow_leopard.n.01) or wnid
@@ -149,13 +152,21 @@ def search(index_path, query, model_path, vectors, top, as_json, html_file, appr
       devise search pictures.h5 tiger.n.02 --json
       devise search pictures.h5 holiday/cat.jpg --html similar.html
       devise search million.h5 "fire engine" --approx
+      devise search pictures.h5 --labels "cat, dog, snow leopard" --top 5
     """
     from devise.search import search as search_index
 
+    spec = given_labels(labels, labels_file, label_descriptions)
+    if spec is not None:
+        if query is not None or html_file is not None:
+            raise click.UsageError("--labels/--labels-file search for each label; give no QUERY and no --html")
+        _search_labels(index_path, spec, top, approx, as_json)
+        return
+    if query is None:
+        raise click.UsageError("give a QUERY (or --labels / --labels-file)")
+
     found = search_index(index_path, query, top=top, model=model_path, vectors=vectors, approx=approx,
-                         warn=lambda text: click.echo(f"warning: {text}", err=True),
-                         on_build=lambda n: click.echo(f"building the approximate index of {n:,} images (once; kept "
-                                                       f"beside the index and updated by `devise index`) ...", err=True))
+                         warn=lambda text: click.echo(f"warning: {text}", err=True), on_build=_building)
     results = found["results"]
     if html_file is not None:
         from .search_html import write_page
@@ -169,6 +180,22 @@ def search(index_path, query, model_path, vectors, top, as_json, html_file, appr
     _print_table(query, results, index_path, found["images"])
     if html_file is not None:
         click.echo(f"wrote {html_file}")
+
+
+def _building(n: int) -> None:
+    click.echo(f"building the approximate index of {n:,} images (once; kept beside the index and updated by "
+               f"`devise index`) ...", err=True)
+
+
+def _search_labels(index_path: Path, spec, top: int, approx: bool, as_json: bool) -> None:
+    from devise.search import search_labels
+
+    found = search_labels(index_path, spec, top=top, approx=approx, on_build=_building)
+    if as_json:
+        echo_json({"index": str(index_path), "images": found["images"], "queries": found["queries"]})
+        return
+    for q in found["queries"]:
+        _print_table(q["query"], q["results"], index_path, found["images"])
 
 
 def _print_table(query: str, results: list[dict], index_path: Path, n: int) -> None:

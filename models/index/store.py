@@ -110,18 +110,22 @@ class _Identity:
         (:mod:`models.index.approx`; built on first use, ``on_build(n)`` said first)
         proposes candidates that are re-scored exactly.
         """
+        idx, scores = self.search_many(np.asarray(query, np.float32).reshape(1, -1), k, approx, on_build)
+        return idx[0], scores[0]
+
+    def search_many(self, queries: np.ndarray, k: int, approx: bool = False, on_build=None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` for several queries at once (one pass over the embeddings): (n, k) rows and scores."""
         self.require_images()
-        query = np.asarray(query, np.float32).reshape(1, -1)
+        queries = np.atleast_2d(np.asarray(queries, np.float32))
         dim = self.embeddings.shape[1]
-        if query.shape[1] != dim:
-            raise ImageIndexError(f"the query is {query.shape[1]}-d but {self.location} holds {dim}-d embeddings")
+        if queries.shape[1] != dim:
+            raise ImageIndexError(f"the query is {queries.shape[1]}-d but {self.location} holds {dim}-d embeddings")
         if approx:
             from models.index.approx import approximate_index
 
-            idx, scores = approximate_index(self, on_build=on_build).search(query, min(k, len(self)))
-        else:
-            idx, scores = scan_top_k(query, self.embeddings, min(k, len(self)))
-        return idx[0], scores[0]
+            return approximate_index(self, on_build=on_build).search(queries, min(k, len(self)))
+        return scan_top_k(queries, self.embeddings, min(k, len(self)))
 
 
 @dataclass
