@@ -52,9 +52,12 @@ _EXPORTS = {
     "export": "devise.deployment",
     # image search
     "index_images": "devise.search",
+    "merge_indexes": "devise.search",
     "search": "devise.search",
     "search_labels": "devise.search",
     "ImageIndex": "models.index.store",
+    "IndexFile": "models.index.store",
+    "Shard": "models.data.shards",
     # errors
     "DeviseError": "wordnet.base.errors",
 }

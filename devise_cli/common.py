@@ -88,3 +88,24 @@ def given_labels(labels, labels_file, label_descriptions, vocab_arg=None):
     if spec is not None and vocab_arg is not None and str(vocab_arg) != "trained":
         raise click.UsageError("give --vocab or --labels/--labels-file, not both")
     return spec
+
+
+class ShardType(click.ParamType):
+    """``I/N``: shard I (0-based) of N, as :class:`models.data.shards.Shard`."""
+
+    name = "I/N"
+
+    def convert(self, value, param, ctx):
+        from devise import DeviseError, Shard
+
+        try:
+            return Shard.parse(value)
+        except DeviseError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+# --shard: shared by `index` and `predict` (the same files must land in the same shard for both)
+shard_option = click.option(
+    "--shard", type=ShardType(), envvar="DEVISE_SHARD",
+    help="Only the files of shard I of N (0 <= I < N; a stable hash of each file's absolute path), so N "
+         "processes (GPUs, hosts, Slurm array tasks) can split the work, e.g. --shard $SLURM_ARRAY_TASK_ID/8.")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import click
 
-from devise_cli.common import EXIT_SOME_IMAGES_FAILED, console, domain_errors, echo_json, given_labels, label_options
+from devise_cli.common import (EXIT_SOME_IMAGES_FAILED, console, domain_errors, echo_json, given_labels,
+                                label_options, shard_option)
 from devise_cli.progress import progress_bar
 
 SCORE_KINDS = ("cosine", "softmax")  # --scores
@@ -37,9 +38,10 @@ SCORE_KINDS = ("cosine", "softmax")  # --scores
                    "softmax(cosine / T) with T fitted on the bundle's validation images (once, cached).")
 @click.option("--min-score", type=float, metavar="S",
               help="Keep predictions scoring at least S; an image with none is answered 'unknown'.")
+@shard_option
 @domain_errors
 def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx, labels, labels_file,
-            label_descriptions, score_kind, min_score):
+            label_descriptions, score_kind, min_score, shard):
     """Label IMAGES (files, folders, globs) with the nearest labels of a vocabulary.
 
     A vocabulary other than the training labels is zero-shot prediction: any
@@ -53,6 +55,7 @@ def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx, lab
       devise predict shots/ --model runs/mine --vocab million.h5 --approx
       devise predict photo.jpg --model runs/mine --labels "cat, dog, snow leopard, red sports car"
       devise predict photo.jpg --model runs/mine --labels-file mine.txt --scores softmax --min-score 0.5
+      devise predict /data/photos -m runs/mine --json --shard 3/8 > part3.jsonl
     """
     from rich.markup import escape
 
@@ -65,6 +68,8 @@ def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx, lab
     paths = expand_image_paths(images)
     if not paths:
         raise click.ClickException("no image files found in " + " ".join(images))
+    if shard is not None:
+        paths = shard.select(paths)
     bundle, vocab = load_model_and_vocab(model_path, spec or vocab_arg)
     out, err = console(), console(stderr=True)
     temperature = None
