@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -84,6 +86,24 @@ def random_vocab(n_labels: int, dim: int, seed: int = 1):
                       vectors=rng.normal(size=(n_labels, dim)).astype(np.float32))
 
 
+def bare_forward(backbone: str, size: int, batches: list):
+    """The limit of any inference loop: the bare ``keras.applications`` backbone + global pooling,
+    ``predict_on_batch`` over already-decoded batches. Returns the function that runs it once."""
+    import keras
+
+    from models.net.backbones import build_backbone
+
+    bare = build_backbone(backbone, size, weights=None)
+    bare_in = keras.Input((size, size, 3))
+    model = keras.Model(bare_in, keras.layers.GlobalAveragePooling2D()(bare(bare_in)))
+
+    def run():
+        for b in batches:
+            model.predict_on_batch(b)
+
+    return run
+
+
 def make_bundle(folder: Path, backbone: str, size: int, dim: int, n_labels: int, options: dict | None = None) -> Path:
     """Write a complete bundle (random weights) and return its folder (reused if present)."""
     from models.bundle import MODEL_FILE, write_config
@@ -98,3 +118,22 @@ def make_bundle(folder: Path, backbone: str, size: int, dim: int, n_labels: int,
     random_vocab(n_labels, dim).save(folder / "vocab.h5")
     write_config(folder, {"complete": True, "softmax_trained": False})
     return folder
+
+
+# Started from a minimal launcher: Linux carries the RSS of the process that forks a child into the
+# child's ru_maxrss (the exec'd image inherits the old mm's high-water mark), so a benchmark that
+# holds a big index itself would inflate every figure it measured directly.
+_LAUNCHER = ("import os, subprocess, sys\n"
+             "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+             "_, status, usage = os.wait4(p.pid, 0)\n"
+             "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)")
+
+
+def peak_rss_mib(cmd: list[str]) -> float:
+    """Run ``cmd`` in a fresh process; its peak resident set size in MiB (Linux ``ru_maxrss`` is in KiB)."""
+    res = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], capture_output=True, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    code, kib = (res.stdout.split() + ["1", "0"])[:2] if res.returncode == 0 else ("1", "0")
+    if int(code) not in (0, 3):
+        raise SystemExit(f"{' '.join(cmd)} failed ({code}):\n{res.stderr[-2000:]}")
+    return int(kib) / 1024

@@ -31,7 +31,7 @@ def main() -> None:
     args = p.parse_args()
     import keras
 
-    from models.data.pipeline import FailureLog, image_dataset
+    from models.data.pipeline import FailureLog, training_dataset
     from models.net.devise_model import DeviseModel
     from models.training.distribute import determinism
 
@@ -46,8 +46,8 @@ def main() -> None:
     for block in range(2 * args.blocks + 1):
         on = block % 2 == 1
         with determinism(on):
-            ds = image_dataset(paths, labels, 64, batch, log=FailureLog(), shuffle=True, augment=True, seed=block,
-                               style=args.style).repeat().take(args.steps)
+            ds = training_dataset(paths, labels, size=64, batch_size=batch, log=FailureLog(), seed=block,
+                                  style=args.style).repeat().take(args.steps)
             t0 = time.perf_counter()
             model.fit(ds, epochs=1, verbose=0)
             seconds = time.perf_counter() - t0

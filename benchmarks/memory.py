@@ -12,29 +12,15 @@ weights. Goal: <= 2 GB (2,048 MiB).
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_line, make_bundle, make_images  # noqa: E402
+from _common import machine_line, make_bundle, make_images, peak_rss_mib  # noqa: E402
 from cold_start import LIMIT_SCRIPT, devise_cmd  # noqa: E402
 from label_search import DEFAULT_NOUNS, nouns_vocab  # noqa: E402
 
 GOAL_MIB = 2048
-
-
-def peak_rss_mib(cmd: list[str]) -> float:
-    """Run ``cmd``; its peak resident set size in MiB (Linux ``ru_maxrss`` is in KiB)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace")
-    if proc.returncode not in (0, 3):
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-2000:]}")
-    return usage.ru_maxrss / 1024
 
 
 def main(argv=None) -> int:

@@ -24,17 +24,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_line, make_bundle, make_images, timed  # noqa: E402
+from _common import bare_forward, machine_line, make_bundle, make_images, timed  # noqa: E402
 
 
 def bench(backbone: str, args, tmp: Path, paths: list[Path]) -> dict:
-    import keras
-
     from devise.prediction import predictions
     from models.bundle import load_bundle
     from models.data.datasets import expand_image_paths
     from models.data.images import load_image
-    from models.net.backbones import build_backbone
 
     bundle = load_bundle(make_bundle(tmp / f"bundle_{backbone}", backbone, args.size, args.dim, args.labels))
     vocab = bundle.vocab
@@ -51,15 +48,8 @@ def bench(backbone: str, args, tmp: Path, paths: list[Path]) -> dict:
         for b in batches:
             bundle.full.predict_on_batch(b)
 
-    bare = build_backbone(backbone, args.size, weights=None)
-    bare_in = keras.Input((args.size, args.size, 3))
-    bare_model = keras.Model(bare_in, keras.layers.GlobalAveragePooling2D()(bare(bare_in)))
-
-    def bare_forward():
-        for b in batches:
-            bare_model.predict_on_batch(b)
-
-    fns = {"predict": predict, "devise_forward": devise_forward, "bare_forward": bare_forward}
+    fns = {"predict": predict, "devise_forward": devise_forward,
+           "bare_forward": bare_forward(backbone, args.size, batches)}
     wall, cpu = timed(fns, args.repeats, cpu=True)
     return {"backbone": backbone, **{name: len(paths) / t for name, t in wall.items()},
             **{f"{name}_cpu": len(paths) / t for name, t in cpu.items()}}

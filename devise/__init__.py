@@ -45,11 +45,20 @@ _EXPORTS = {
     "train_vectors": "devise.vocabularies",
     # predict, evaluate
     "predict": "devise.prediction",
+    "score_temperature": "devise.temperature",
     "evaluate": "devise.evaluation",
+    "given_labels": "devise.vocabularies",
+    "GivenLabels": "devise.vocabularies",
+    # deployment
+    "export": "devise.deployment",
     # image search
     "index_images": "devise.search",
+    "merge_indexes": "devise.search",
     "search": "devise.search",
+    "search_labels": "devise.search",
     "ImageIndex": "models.index.store",
+    "IndexFile": "models.index.store",
+    "Shard": "models.data.shards",
     # errors
     "DeviseError": "wordnet.base.errors",
 }

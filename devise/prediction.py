@@ -23,12 +23,16 @@ def load_model(path: str | Path):
 def resolve_vocab(vocab, bundle=None):
     """``vocab`` as a :class:`~wordnet.vocab.Vocabulary`: one already loaded, a ``.h5`` path, or
     ``"trained"`` (``bundle``'s own labels); checked against ``bundle``'s dimension when given."""
+    from devise.vocabularies import GivenLabels
     from wordnet.vocab import Vocabulary
 
     if vocab is None or (isinstance(vocab, str) and vocab == TRAINED):
         if bundle is None:
             raise ValueError("vocab='trained' needs the bundle")
         return bundle.vocab
+    if isinstance(vocab, GivenLabels):  # labels given on the command line: the bundle's vectors embed them
+        attrs = bundle.vocab.attrs
+        vocab = vocab.vocabulary(attrs.get("vector_source"), attrs.get("label_text"), f"model {bundle.path}")
     if not isinstance(vocab, Vocabulary):
         vocab = Vocabulary.load(vocab)
     if bundle is not None:
@@ -39,45 +43,65 @@ def resolve_vocab(vocab, bundle=None):
 def load_model_and_vocab(model_path: str | Path, vocab_arg="trained"):
     """The bundle and the candidate vocabulary (checked against the model's dimension).
 
-    A vocabulary file is read first (cheap), so a wrong path fails before TensorFlow loads.
+    A vocabulary file is read first (cheap), and labels given as :class:`~devise.vocabularies.GivenLabels`
+    are embedded first (with the vectors the bundle's vocab.h5 records), so a wrong path
+    or a label without a vector fails before TensorFlow loads.
     """
+    from devise.vocabularies import GivenLabels
+    from models.bundle import VOCAB_FILE
     from wordnet.vocab import Vocabulary
 
     vocab = vocab_arg
     if isinstance(vocab, (str, Path)) and str(vocab) != TRAINED:
         vocab = Vocabulary.load(vocab)
+    elif isinstance(vocab, GivenLabels) and (Path(model_path).expanduser() / VOCAB_FILE).is_file():
+        attrs = Vocabulary.load(Path(model_path).expanduser() / VOCAB_FILE).attrs
+        vocab = vocab.vocabulary(attrs.get("vector_source"), attrs.get("label_text"), f"model {model_path}")
     bundle = load_model(model_path)
     return bundle, resolve_vocab(vocab, bundle)
 
 
 def predict(images: Iterable[str | Path], model, vocab="trained", *, top: int = 5, batch_size: int = 32,
-            approx: bool = False, progress: Callable[[int], None] | None = None,
+            approx: bool = False, temperature: float | None = None, min_score: float | None = None,
+            progress: Callable[[int], None] | None = None,
             on_index_build: Callable[[int], None] | None = None) -> Iterator[dict]:
     """Label ``images`` (files; see :func:`models.data.datasets.expand_image_paths` for folders and globs).
 
-    ``model`` is a bundle or its folder, ``vocab`` a vocabulary, its file or ``"trained"``.
-    Yields, in input order, ``{"path", "predictions": [{"rank", "wnid", "synset", "label",
-    "score"}]}`` or ``{"path", "error"}`` for a file that could not be read. ``approx``
-    searches an approximate (faiss) index of the vocabulary, built once and cached
-    (``on_index_build(n_labels)`` is called before a build); ``progress(done)`` counts files.
+    ``model`` is a bundle or its folder, ``vocab`` a vocabulary, its file, ``"trained"`` or
+    :class:`~devise.vocabularies.GivenLabels`. Yields, in input order, ``{"path", "predictions":
+    [{"rank", "wnid", "synset", "label", "score"}]}`` or ``{"path", "error"}`` for a file that
+    could not be read. Scores are cosines, or with ``temperature`` T (:func:`devise.temperature.score_temperature`)
+    probabilities ``softmax(cosine / T)`` over the whole vocabulary. With ``min_score`` only
+    predictions scoring at least that are kept, and a record whose best does not is marked
+    ``"unknown": true`` (with its ``"best_score"``). ``approx`` searches an approximate (faiss)
+    index of the vocabulary, built once and cached (``on_index_build(n_labels)`` is called
+    before a build); ``progress(done)`` counts files.
     """
+    from wordnet.base.errors import UsageError
+
     if isinstance(model, (str, Path)):
         model, vocab = load_model_and_vocab(model, vocab)
     else:
         vocab = resolve_vocab(vocab, model)
     search = None
     if approx:
+        if temperature is not None:
+            raise UsageError("softmax scores need every label's score: drop --approx or use --scores cosine")
         from wordnet.ann import vector_index
 
         search = vector_index(vocab, on_build=on_index_build).search
-    return predictions(model, vocab, list(images), top, batch_size, progress=progress, search=search)
+    elif temperature is not None:
+        search = lambda emb, k: vocab.top_k(emb, k, temperature=temperature)  # noqa: E731
+    return predictions(model, vocab, list(images), top, batch_size, progress=progress, search=search,
+                       min_score=min_score)
 
 
-def predictions(bundle, vocab, paths: Sequence, top: int, batch_size: int = 32, progress=None, search=None):
+def predictions(bundle, vocab, paths: Sequence, top: int, batch_size: int = 32, progress=None, search=None,
+                min_score: float | None = None):
     """:func:`predict`'s records for a loaded bundle and vocabulary, streamed batch by batch from one pipeline.
 
     ``search(embeddings, k) -> (idx, scores)`` replaces the exact ``vocab.top_k`` (e.g. an
-    approximate index); ``progress(done)`` counts input files.
+    approximate index, or softmax scores); ``progress(done)`` counts input files.
     """
     import numpy as np
 
@@ -95,12 +119,21 @@ def predictions(bundle, vocab, paths: Sequence, top: int, batch_size: int = 32, 
             if k < len(kept) and str(kept[k][0]) == str(q):
                 p, ii, ss = kept[k]
                 k += 1
-                yield {"path": str(p), "predictions": [
-                    {"rank": j + 1, "wnid": wnids[i], "synset": synsets[i], "label": labels[i], "score": round(s, 6)}
-                    for j, (i, s) in enumerate(zip(ii, ss))]}
+                preds = [{"rank": j + 1, "wnid": wnids[i], "synset": synsets[i], "label": labels[i],
+                          "score": round(s, 6)} for j, (i, s) in enumerate(zip(ii, ss))]
+                yield {"path": str(p), "predictions": preds} if min_score is None else _threshold(preds, min_score, p)
             else:
                 p, reason = next(fails)
                 yield {"path": str(p), "error": reason}
         done += n
         if progress is not None:
             progress(done)
+
+
+def _threshold(preds: list[dict], min_score: float, path) -> dict:
+    """The record of one image under ``--min-score``: predictions scoring at least it, else ``unknown``."""
+    kept = [p for p in preds if p["score"] >= min_score]
+    record = {"path": str(path), "predictions": kept, "unknown": not kept}
+    if not kept:
+        record["best_score"] = preds[0]["score"] if preds else None
+    return record

@@ -1,8 +1,9 @@
 """Image search: embed a photo collection once, then rank it by a word, a synset or another image.
 
 A trained model puts photos and label vectors in one space. :func:`index_images` embeds
-files into an :class:`models.index.store.ImageIndex` (incrementally: only new or changed
-files are embedded); :func:`search` ranks it. A text query needs only the index and the
+files into an image index file (incrementally: only new or changed files are embedded;
+crash-safe; one shard of the files with ``shard``), :func:`merge_indexes` joins the parts
+of a sharded run, and :func:`search` ranks an index without reading it into memory. A text query needs only the index and the
 model's word vectors (no TensorFlow); an image query loads the model recorded in the index.
 """
 from __future__ import annotations
@@ -11,40 +12,69 @@ import os
 from pathlib import Path
 from typing import Callable, Sequence
 
+from models.index import COMMIT_EVERY  # numpy-free: the CLI shows it in --help
+
 
 def index_images(photos: Sequence[str | os.PathLike], model: str | os.PathLike, output: str | os.PathLike, *,
-                 batch_size: int = 32, rebuild: bool = False,
+                 batch_size: int = 32, rebuild: bool = False, shard=None, commit_every: int = COMMIT_EVERY,
                  progress: Callable[[int, int], None] | None = None, on_model: Callable | None = None):
     """Embed ``photos`` (files, folders, globs; default: the last run's) with ``model`` into the index ``output``.
 
     Returns :class:`models.index.update.IndexStats` (new, changed, unchanged, removed,
-    failures). A model other than the one that built an existing index is refused before
-    TensorFlow loads; ``on_model(bundle)`` is called once the model is loaded.
+    resumed, failures). ``shard`` (``"I/N"`` or a :class:`models.data.shards.Shard`) keeps
+    only that shard's files, for N processes that each write a part (joined with
+    :func:`merge_indexes`); a part re-run without ``photos`` keeps its shard. Progress is committed every ``commit_every`` images, so a
+    killed run loses at most that many and a rerun continues. A model other than the one
+    that built an existing index, or an index another process is writing, is refused
+    before TensorFlow loads; ``on_model(bundle)`` is called once the model is loaded.
     """
     from models.data.datasets import expand_image_paths
+    from models.data.shards import Shard
     from models.index.store import check_output, model_checksum
     from models.index.update import update_index
     from wordnet.base.errors import DatasetError, UsageError
+    from wordnet.base.files import ensure_unlocked, lock_path_for
 
     index_path, model_path = Path(output), Path(model)
+    shard = Shard.parse(shard) if shard is not None else None
+    ensure_unlocked(lock_path_for(index_path), f"index {index_path}")  # a run is writing it right now
     old = check_output(index_path, rebuild)
-    if not photos:
-        if old is None or not old.attrs.get("sources"):
-            raise UsageError("give the PHOTOS to index (files, folders or globs)")
-        photos = tuple(old.attrs["sources"])
-    paths = expand_image_paths(photos)
-    if not paths:
-        raise DatasetError("no image files found in " + " ".join(map(str, photos)))
-    if old is not None:  # a wrong model fails before TensorFlow loads
-        old.check_model(model_checksum(model_path), model_path)
+    try:
+        if not photos:
+            if old is None or not old.attrs.get("sources"):
+                raise UsageError("give the PHOTOS to index (files, folders or globs)")
+            photos = tuple(old.attrs["sources"])
+            if shard is None and old.attrs.get("shard"):
+                shard = Shard.parse(old.attrs["shard"])  # a part of a sharded run: the same shard again
+        paths = expand_image_paths(photos)
+        if not paths:
+            raise DatasetError("no image files found in " + " ".join(map(str, photos)))
+        if old is not None:  # a wrong model fails before TensorFlow loads
+            old.check_model(model_checksum(model_path), model_path)
+    finally:
+        if old is not None:
+            old.close()
     from models.bundle import load_bundle
 
     bundle = load_bundle(model_path)
     if on_model is not None:
         on_model(bundle)
     sources = [os.path.abspath(os.path.expanduser(p)) for p in photos]
-    return update_index(bundle, paths, index_path, old=old, sources=sources, batch_size=batch_size,
-                        progress=progress)
+    return update_index(bundle, paths, index_path, rebuild=rebuild, sources=sources, batch_size=batch_size,
+                        commit_every=commit_every, shard=shard, progress=progress)
+
+
+def merge_indexes(output: str | os.PathLike, parts: Sequence[str | os.PathLike]):
+    """Join the part indexes of a sharded run (``index_images(..., shard="I/N")``) into ``output``.
+
+    The result holds the rows one process indexing every file would have written (same
+    order, same embeddings). Parts made with another model or label text, parts being
+    written or left unfinished are refused, naming the part. Returns
+    :class:`models.index.merge.MergeStats` (parts, rows, duplicates). Needs no TensorFlow.
+    """
+    from models.index.merge import merge_indexes as merge
+
+    return merge(output, parts)
 
 
 def image_query(query: str) -> Path | None:
@@ -62,27 +92,70 @@ def image_query(query: str) -> Path | None:
 
 def search(index, query: str, *, top: int = 10, model: str | os.PathLike | None = None,
            vectors: str | os.PathLike | None = None, approx: bool = False,
-           warn: Callable[[str], None] | None = None) -> dict:
+           warn: Callable[[str], None] | None = None, on_build: Callable[[int], None] | None = None) -> dict:
     """Rank the images of ``index`` (an index or its file) by similarity to ``query``.
 
     ``query`` is a word or phrase, a synset or wnid (its label vector, built as the model's
     training labels were), or an image file (image-to-image; loads the model). Returns
     ``{"index", "query", "kind": "text"|"image", "images", "results": [{"rank", "path",
-    "score"}]}``. ``warn(text)`` hears when ``vectors`` differ from the model's.
+    "score"}]}``. ``warn(text)`` hears when ``vectors`` differ from the model's. The index
+    file is memory-mapped and scored a block at a time (never read whole); ``approx`` uses
+    the approximate index kept beside it (trained on first use: ``on_build(n_images)``).
     """
-    from models.index.store import ImageIndex, model_checksum
+    from models.index.store import ImageIndex, IndexFile, model_checksum
 
-    idx = index if isinstance(index, ImageIndex) else ImageIndex.load(index)
-    idx.require_images()
-    if model is not None:
-        idx.check_model(model_checksum(model), model)
-    image = image_query(query)
-    qvec = _embed_image(idx, image, model) if image is not None else _embed_text(idx, query, vectors, warn)
-    rows, scores = idx.search(qvec, top, approx=approx)
-    results = [{"rank": r + 1, "path": idx.paths[i], "score": round(float(s), 6)}
-               for r, (i, s) in enumerate(zip(rows, scores))]
-    return {"index": idx.location, "query": query, "kind": "image" if image is not None else "text",
-            "images": len(idx), "results": results, "query_image": str(image) if image is not None else None}
+    idx = index if isinstance(index, (ImageIndex, IndexFile)) else IndexFile.open(index)
+    try:
+        if isinstance(idx, IndexFile) and warn is not None:
+            from models.index.journal import Journal
+
+            if Journal(idx.path).exists():
+                warn(f"{idx.location} has an unfinished `devise index` run; the images it committed are searchable "
+                     f"once the same command runs again")
+        idx.require_images()
+        if model is not None:
+            idx.check_model(model_checksum(model), model)
+        image = image_query(query)
+        qvec = _embed_image(idx, image, model) if image is not None else _embed_text(idx, query, vectors, warn)
+        rows, scores = idx.search(qvec, top, approx=approx, on_build=on_build)
+        results = [{"rank": r + 1, "path": p, "score": round(float(s), 6)}
+                   for r, (p, s) in enumerate(zip(idx.paths_at(rows), scores))]
+        return {"index": idx.location, "query": query, "kind": "image" if image is not None else "text",
+                "images": len(idx), "results": results, "query_image": str(image) if image is not None else None}
+    finally:
+        if idx is not index:
+            idx.close()
+
+
+def search_labels(index, labels, *, top: int = 10, approx: bool = False,
+                  on_build: Callable[[int], None] | None = None) -> dict:
+    """Rank the images of ``index`` for each of several labels (:class:`~devise.vocabularies.GivenLabels`).
+
+    The labels are embedded as a vocabulary, with the word vectors and label text the
+    model was trained with (recorded in the index; cached, as for ``predict --labels``),
+    and scored in one pass over the memory-mapped index. Returns ``{"index", "images",
+    "queries": [{"query", "wnid", "results": [{"rank", "path", "score"}]}]}``, the labels
+    in the order given.
+    """
+    from models.index.store import ImageIndex, IndexFile
+
+    idx = index if isinstance(index, (ImageIndex, IndexFile)) else IndexFile.open(index)
+    try:
+        idx.require_images()
+        vocab = labels.vocabulary(idx.attrs.get("vectors"), idx.attrs.get("label_text") or None,
+                                  f"index {idx.location}")
+        vocab.check_dim(idx.dim, f"the embeddings of {idx.location}")
+        rows, scores = idx.search_many(vocab.vectors, top, approx=approx, on_build=on_build)
+        paths = idx.paths_at(rows.ravel())
+        queries = []
+        for q, label in enumerate(vocab.labels):
+            found = paths[q * rows.shape[1]:(q + 1) * rows.shape[1]]
+            queries.append({"query": label, "wnid": vocab.wnids[q], "results": [
+                {"rank": r + 1, "path": p, "score": round(float(s), 6)} for r, (p, s) in enumerate(zip(found, scores[q]))]})
+        return {"index": idx.location, "images": len(idx), "queries": queries}
+    finally:
+        if idx is not index:
+            idx.close()
 
 
 def _embed_image(idx, image: Path, model_path):

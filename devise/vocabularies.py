@@ -8,8 +8,9 @@ training are added without retraining.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 
 def load_vocabulary(path: str | os.PathLike):
@@ -76,8 +77,8 @@ def nearest_labels(vocab, query: str, *, top: int = 10, vectors: str | os.PathLi
     """
     from wordnet.base.errors import VectorsError
     from wordnet.vectors.loading import file_checksum, load_vectors
+    from wordnet.query import text_query_vector
     from wordnet.vocab import Vocabulary
-    from wordnet.vocab_build import query_vector
 
     if not isinstance(vocab, Vocabulary):
         vocab = Vocabulary.load(vocab)
@@ -101,9 +102,66 @@ def nearest_labels(vocab, query: str, *, top: int = 10, vectors: str | os.PathLi
 
         return load_wordnet()
 
-    idx, scores = vocab.top_k(query_vector(kv, query, vocab, wordnet), top)
+    qvec = text_query_vector(kv, query, wordnet, vectors_name=Path(vectors).name, vocab=vocab)  # spelling hints
+    idx, scores = vocab.top_k(qvec, top)
     return [{"wnid": vocab.wnids[i], "synset": vocab.synsets[i], "label": vocab.labels[i],
              "score": round(float(s), 4), "definition": vocab.definitions[i]} for i, s in zip(idx[0], scores[0])]
+
+
+@dataclass
+class GivenLabels:
+    """Labels given where they are used (``--labels``, ``--labels-file``, ``--label-descriptions``).
+
+    Pass one wherever a vocabulary is taken (``predict``, ``evaluate``, ``search``): it
+    becomes a vocabulary once the model's word vectors and label text are known
+    (:func:`wordnet.label_vocab.labels_vocabulary`, cached in the data home).
+    """
+
+    labels: list[str]
+    descriptions: dict[str, str] | None = None
+    overrides: dict[str, str] | None = None
+    notify: Callable[[str], None] | None = None
+
+    def vocabulary(self, vectors: str | os.PathLike | None, label_text: str | None, what: str = "the model"):
+        """The vocabulary, embedded with ``vectors`` and ``label_text`` (those of the model's training labels)."""
+        from wordnet.base.errors import VectorsError
+        from wordnet.label_vocab import labels_vocabulary
+
+        if not vectors:
+            raise VectorsError(f"{what} does not record its word vectors, so --labels cannot be embedded; "
+                               f"build a vocabulary with `devise vocab build` and pass --vocab")
+        return labels_vocabulary(self.labels, vectors, label_text=label_text or "lemmas",
+                                 descriptions=self.descriptions, overrides=self.overrides, notify=self.notify)
+
+
+def given_labels(labels: str | Sequence[str] | None = None, labels_file: str | os.PathLike | None = None,
+                 descriptions: str | os.PathLike | dict | None = None, overrides: str | os.PathLike | None = None,
+                 notify: Callable[[str], None] | None = None) -> GivenLabels | None:
+    """:class:`GivenLabels` from ``labels`` ("cat, dog" or a list) and/or a ``labels_file`` (one a line),
+    or None when neither is given; ``descriptions`` is a CSV ``class,text`` (or a dict) whose text
+    becomes its class's label vector. Bad input fails here, before any model loads."""
+    from wordnet.base.errors import DeviseError, UsageError
+    from wordnet.label_vocab import parse_labels, read_descriptions, read_labels_file
+    from wordnet.labels import load_overrides
+
+    if labels is None and labels_file is None:
+        if descriptions is not None:
+            raise UsageError("--label-descriptions goes with --labels or --labels-file")
+        return None
+    chosen = []
+    if labels is not None:
+        chosen += parse_labels(labels) if isinstance(labels, str) else [str(x).strip() for x in labels if str(x).strip()]
+        if not chosen:
+            raise DeviseError("--labels is empty; give labels separated by commas")
+    if labels_file is not None:
+        chosen += read_labels_file(labels_file)
+    table = descriptions if isinstance(descriptions, dict) or descriptions is None else read_descriptions(descriptions)
+    if table:
+        unknown = [c for c in table if c not in chosen]
+        if unknown:
+            raise UsageError(f"--label-descriptions describes {', '.join(repr(c) for c in unknown[:5])}, "
+                             f"which {'is' if len(unknown) == 1 else 'are'} not among the labels")
+    return GivenLabels(chosen, table or None, load_overrides(overrides) if overrides else None, notify)
 
 
 def train_vectors(out: str | os.PathLike | None = None, *, dim: int = 300, window: int = 15, min_count: int = 3,

@@ -26,7 +26,10 @@ COMMANDS = {
     "eval": "devise_cli.eval_cmd:evaluate",
     "data": "devise_cli.data_cmds:data_group",
     "index": "devise_cli.search_cmds:index",
+    "index merge": "devise_cli.search_cmds:index_merge",  # `devise index merge OUT PART...`
     "search": "devise_cli.search_cmds:search",
+    "results": "devise_cli.results_cmd:results",
+    "export": "devise_cli.export_cmd:export",
 }
 
 
@@ -34,10 +37,18 @@ class LazyGroup(click.Group):
     """A group whose sub-commands are imported on first use (the Click docs' pattern)."""
 
     def list_commands(self, ctx):
-        return sorted(name for name in COMMANDS if self._load(name) is not None)
+        return sorted(name for name in COMMANDS if " " not in name and self._load(name) is not None)
 
     def get_command(self, ctx, name):
         return self._load(name)
+
+    def resolve_command(self, ctx, args):
+        """``COMMANDS`` names with a space are a command's sub-command (``index merge``) that does not
+        make the command itself a group, so ``devise index PHOTOS`` keeps taking any PHOTOS."""
+        if len(args) >= 2 and f"{args[0]} {args[1]}" in COMMANDS:
+            name = f"{args[0]} {args[1]}"
+            return name, self._load(name), args[2:]
+        return super().resolve_command(ctx, args)
 
     @staticmethod
     def _load(name):

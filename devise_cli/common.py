@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -54,3 +55,57 @@ label_text_option = click.option(
     "--label-text", type=click.Choice(LABEL_TEXTS), default="lemmas", show_default=True, envvar="DEVISE_LABEL_TEXT",
     help="What a label vector is made of: its names (the paper), plus its WordNet definition and/or hypernyms. "
          "Use the same for a model's training labels and the labels it is scored against.")
+
+
+# --labels / --labels-file / --label-descriptions: shared by predict, eval and search
+LABELS_HELP = ("Candidate labels given here, comma-separated (\"cat, dog, snow leopard\"): wnids, synsets, noun "
+               "words or free phrases, embedded with the model's word vectors and label text (cached).")
+
+
+def label_options(func):
+    """Add ``--labels``, ``--labels-file`` and ``--label-descriptions`` (a vocabulary built on the fly)."""
+    options = [
+        click.option("--labels", "labels", metavar="TEXT", help=LABELS_HELP),
+        click.option("--labels-file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Candidate labels, one a line (as --labels)."),
+        click.option("--label-descriptions", type=click.Path(dir_okay=False, path_type=Path), metavar="CSV",
+                     help="CSV class,text: a label's text is embedded as its vector instead of its name."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def given_labels(labels, labels_file, label_descriptions, vocab_arg=None):
+    """The :class:`devise.vocabularies.GivenLabels` of the label options (notices go to stderr), or None.
+
+    ``vocab_arg`` other than ``trained`` beside labels is a usage error.
+    """
+    from devise.vocabularies import given_labels as make
+
+    spec = make(labels, labels_file, label_descriptions,
+                notify=lambda text: click.echo(f"note: {text}", err=True))
+    if spec is not None and vocab_arg is not None and str(vocab_arg) != "trained":
+        raise click.UsageError("give --vocab or --labels/--labels-file, not both")
+    return spec
+
+
+class ShardType(click.ParamType):
+    """``I/N``: shard I (0-based) of N, as :class:`models.data.shards.Shard`."""
+
+    name = "I/N"
+
+    def convert(self, value, param, ctx):
+        from devise import DeviseError, Shard
+
+        try:
+            return Shard.parse(value)
+        except DeviseError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+# --shard: shared by `index` and `predict` (the same files must land in the same shard for both)
+shard_option = click.option(
+    "--shard", type=ShardType(), envvar="DEVISE_SHARD",
+    help="Only the files of shard I of N (0 <= I < N; a stable hash of each file's absolute path), so N "
+         "processes (GPUs, hosts, Slurm array tasks) can split the work, e.g. --shard $SLURM_ARRAY_TASK_ID/8.")

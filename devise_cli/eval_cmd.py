@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from devise_cli.common import EXIT_SOME_IMAGES_FAILED, console, domain_errors
+from devise_cli.common import EXIT_SOME_IMAGES_FAILED, console, domain_errors, given_labels, label_options
 from devise_cli.progress import progress_bar
 from wordnet.scoring import BASELINES
 
@@ -49,6 +49,24 @@ def _parse_calibration(ctx, param, value: str):
     return gamma
 
 
+def _parse_per_class_images(ctx, param, value):
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        n = int(text)
+    except ValueError:
+        try:
+            n = float(text)
+        except ValueError:
+            n = None
+        if n is not None and not 0 < n < 1:
+            n = None
+    if n is None or (isinstance(n, int) and n < 1):
+        raise click.BadParameter(f"{value!r}: expected a whole number of images >= 1 or a share in (0, 1)")
+    return n
+
+
 @click.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--model", "-m", "model_path", required=True, envvar="DEVISE_MODEL", type=click.Path(path_type=Path),
@@ -78,36 +96,57 @@ def _parse_calibration(ctx, param, value: str):
               help="CSV label,synset mapping class names WordNet would resolve wrongly.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), envvar="DEVISE_BATCH_SIZE",
               help="Images per forward pass.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap and of --per-class-images.")
+@label_options
+@click.option("--per-class", "per_class_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write DeViSE's per-class results (class, wnid, images, hit@k, hp@k, most frequent wrong "
+                   "labels) to this CSV or JSON file (by suffix).")
+@click.option("--per-class-images", callback=_parse_per_class_images, metavar="N|SHARE",
+              help="Evaluate on a seeded sample of each class's images: N of them, or a share like 0.5 "
+                   "(the GCNZ/DGP convention).")
+@click.option("--result", "result_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a flat result file (one record per setting and method; merge many with "
+                   "`devise results`).")
 @domain_errors
 def evaluate(data, model_path, vocab_arg, ks, hierarchical, baselines, json_file, plot_file, calibration,
-             calibration_data, splits_file, bootstrap, overrides, batch_size, seed):
+             calibration_data, splits_file, bootstrap, overrides, batch_size, seed, labels, labels_file,
+             label_descriptions, per_class_file, per_class_images, result_file):
     """Score a model on labelled images DATA (class folders or CSV img_name,class).
 
-    Reports flat hit@k, with --hierarchical the paper's hierarchical precision@k, the
-    softmax and ConSE baselines and chance, each with a class-bootstrap 95% interval.
-    When DATA has classes the model was not trained on, zero-shot (unseen candidates)
-    and generalised zero-shot (seen + unseen, with calibrated stacking) are reported too.
-    Exits 3 if some images could not be read (they are listed and left out).
+    Reports flat hit@k (share of images) and its per-class mean (each class weighs the
+    same), with --hierarchical the paper's hierarchical precision@k, the softmax and
+    ConSE baselines and chance, each with a class-bootstrap 95% interval. When DATA has
+    classes the model was not trained on, zero-shot (unseen candidates) and generalised
+    zero-shot (unseen + training labels, "+1K": S, U, H, calibrated stacking and AUSUC)
+    are reported too. Exits 3 if some images could not be read (they are listed and left out).
 
     \b
     Examples:
       devise eval test/ --model runs/mine --hierarchical
       devise eval zsl/ --model runs/mine --vocab unseen.h5 --json r.json --plot r.png
+      devise eval zsl/ --model runs/mine --labels "okapi, tapir" --per-class classes.csv --result r.json
     """
     from devise.evaluation import evaluate as evaluate_model
     from devise_cli import eval_report
 
+    spec = given_labels(labels, labels_file, label_descriptions, vocab_arg)
     if plot_file is not None:
         eval_report.check_matplotlib()
     with progress_bar("embedding images") as update:
         report = evaluate_model(
-            data, model_path, vocab_arg, ks=ks, hierarchical=hierarchical, baselines=baselines,
+            data, model_path, spec or vocab_arg, ks=ks, hierarchical=hierarchical, baselines=baselines,
             calibration=calibration, calibration_data=calibration_data, splits=splits_file, bootstrap=bootstrap,
-            overrides=overrides, batch_size=batch_size, seed=seed, progress=update)
+            overrides=overrides, per_class=per_class_file is not None, per_class_images=per_class_images,
+            batch_size=batch_size, seed=seed, progress=update)
     eval_report.print_report(report, console())
     if json_file is not None:
         eval_report.write_json(report, json_file)
+    if per_class_file is not None:
+        eval_report.write_per_class(report["per_class"], per_class_file)
+    if result_file is not None:
+        from wordnet.scoring.results import records
+
+        eval_report.write_json(records(report), result_file)
     if plot_file is not None:
         eval_report.plot(report, plot_file)
     if report["n_failed"]:

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import click
 
-from devise_cli.common import EXIT_SOME_IMAGES_FAILED, console, domain_errors, echo_json
+from devise_cli.common import (EXIT_SOME_IMAGES_FAILED, console, domain_errors, echo_json, given_labels,
+                                label_options, shard_option)
 from devise_cli.progress import progress_bar
+
+SCORE_KINDS = ("cosine", "softmax")  # --scores
 
 
 @click.command()
@@ -28,8 +31,17 @@ from devise_cli.progress import progress_bar
 @click.option("--approx", is_flag=True, envvar="DEVISE_APPROX",
               help="Search the vocabulary with an approximate (faiss IVF) index: much faster for 100K+ labels, "
                    "may miss a few of the exact top labels. Built once per vocabulary and cached.")
+@label_options
+@click.option("--scores", "score_kind", type=click.Choice(SCORE_KINDS), default="cosine", show_default=True,
+              envvar="DEVISE_SCORES",
+              help="cosine: the cosine of image and label vectors; softmax: probabilities over the candidates, "
+                   "softmax(cosine / T) with T fitted on the bundle's validation images (once, cached).")
+@click.option("--min-score", type=float, metavar="S",
+              help="Keep predictions scoring at least S; an image with none is answered 'unknown'.")
+@shard_option
 @domain_errors
-def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx):
+def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx, labels, labels_file,
+            label_descriptions, score_kind, min_score, shard):
     """Label IMAGES (files, folders, globs) with the nearest labels of a vocabulary.
 
     A vocabulary other than the training labels is zero-shot prediction: any
@@ -41,21 +53,34 @@ def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx):
       devise predict photo.jpg --model runs/mine
       devise predict shots/ --model runs/mine --vocab nouns.h5 --top 10 --json
       devise predict shots/ --model runs/mine --vocab million.h5 --approx
+      devise predict photo.jpg --model runs/mine --labels "cat, dog, snow leopard, red sports car"
+      devise predict photo.jpg --model runs/mine --labels-file mine.txt --scores softmax --min-score 0.5
+      devise predict /data/photos -m runs/mine --json --shard 3/8 > part3.jsonl
     """
     from rich.markup import escape
 
     from devise.prediction import load_model_and_vocab
     from devise.prediction import predict as predict_images
+    from devise.temperature import score_temperature
     from models.data.datasets import expand_image_paths
 
+    spec = given_labels(labels, labels_file, label_descriptions, vocab_arg)
     paths = expand_image_paths(images)
     if not paths:
         raise click.ClickException("no image files found in " + " ".join(images))
-    bundle, vocab = load_model_and_vocab(model_path, vocab_arg)
+    if shard is not None:
+        paths = shard.select(paths)
+    bundle, vocab = load_model_and_vocab(model_path, spec or vocab_arg)
     out, err = console(), console(stderr=True)
+    temperature = None
+    if score_kind == "softmax":
+        temperature = score_temperature(bundle, on_fit=lambda n: err.print(
+            f"fitting the softmax temperature on the bundle's {n} validation images (once per model) ...",
+            highlight=False))
     failed = 0
     with progress_bar("embedding images", len(paths), enabled=not as_json) as update:
         for rec in predict_images(paths, bundle, vocab, top=top, batch_size=batch_size, approx=approx,
+                                  temperature=temperature, min_score=min_score,
                                   progress=update, on_index_build=lambda n: err.print(
                                       f"building the approximate index of {n:,} labels (once per vocabulary) ...",
                                       highlight=False)):
@@ -68,14 +93,17 @@ def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx):
                               soft_wrap=True)  # one line per file, however long the path
             elif as_json:
                 echo_json(rec)
+            elif rec.get("unknown"):
+                out.print(f"{escape(rec['path'])}: unknown (no label scores {min_score:g} or more; best "
+                          f"{rec['best_score']:.3f})", highlight=False, soft_wrap=True)
             else:
-                out.print(_prediction_table(rec["path"], rec["predictions"], vocab))
+                out.print(_prediction_table(rec["path"], rec["predictions"], vocab, score_kind))
     if failed:
         err.print(f"{failed} of {len(paths)} images could not be read", highlight=False, soft_wrap=True)
         sys.exit(EXIT_SOME_IMAGES_FAILED)
 
 
-def _prediction_table(path, preds, vocab):
+def _prediction_table(path, preds, vocab, score_kind="cosine"):
     """One image's predictions; Text cells so labels and paths are never read as markup."""
     from rich.table import Table
     from rich.text import Text
@@ -85,7 +113,7 @@ def _prediction_table(path, preds, vocab):
     table.add_column("wnid")
     table.add_column("label")
     table.add_column("definition", max_width=60, overflow="ellipsis", no_wrap=True)
-    table.add_column("score", justify="right")
+    table.add_column("probability" if score_kind == "softmax" else "score", justify="right")
     for p in preds:
         definition = vocab.definitions[vocab.index(p["wnid"])]
         table.add_row(str(p["rank"]), p["wnid"], Text(p["label"]), Text(definition), f"{p['score']:.3f}")

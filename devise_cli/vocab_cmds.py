@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from devise_cli.common import console, domain_errors, echo_json, label_text_option
+from wordnet.labels import SHIPPED_LISTS
 
 VECTORS_HELP = "Word vectors (any format) [default: the vectors from `devise vectors train`]."
 
@@ -25,7 +26,8 @@ def vocab_group():
 @click.option("--vectors", "vectors", envvar="DEVISE_VECTORS", type=click.Path(dir_okay=False, path_type=Path),
               help=VECTORS_HELP)
 @click.option("--synsets", "synsets_file", metavar="FILE",
-              help="Label list: wnids, synset names or words, one a line (or imagenet1k / imagenet21k).")
+              help=f"Label list: wnids, synset names or words, one a line (or a shipped list: "
+                   f"{', '.join(SHIPPED_LISTS)}).")
 @click.option("--subtree", metavar="SYNSET", help="A synset and all its hyponyms, e.g. dog.n.01.")
 @click.option("--all-nouns", is_flag=True, help="Every WordNet noun synset with a vector (implies --skip-missing).")
 @click.option("--hops", type=click.IntRange(1), metavar="N",
@@ -49,7 +51,8 @@ def build(out, vectors, synsets_file, subtree, all_nouns, hops, seen, universe, 
       devise vocab build animals.h5 --subtree animal.n.01
       devise vocab build in1k.h5 --synsets imagenet1k --vectors GoogleNews.bin
       devise vocab build nouns.h5 --all-nouns
-      devise vocab build 2hop.h5 --hops 2 --seen imagenet1k --universe imagenet21k
+      devise vocab build 2hop.h5 --synsets imagenet-2hop --skip-missing   # the published 2-hop set
+      devise vocab build my2hop.h5 --hops 2 --seen imagenet1k --universe imagenet21k
       devise vocab build unseen.h5 --synsets unseen.txt --label-text lemmas+gloss+hypernyms
     """
     chosen = [name for name, on in (("--synsets", synsets_file), ("--subtree", subtree),

@@ -10,8 +10,9 @@ from pathlib import Path
 import click
 
 from devise_cli.common import console, domain_errors, echo_json
+from wordnet.labels import SHIPPED_LISTS
 
-LIST_HELP = "one label a line (wnids, synset names or words), or a shipped list: imagenet1k, imagenet21k"
+LIST_HELP = f"one label a line (wnids, synset names or words), or a shipped list: {', '.join(SHIPPED_LISTS)}"
 
 
 @click.group("wordnet")
@@ -56,22 +57,25 @@ def _panel(record: dict):
 
 @wordnet_group.command("lookup")
 @click.argument("query")
-@click.option("--all", "all_senses", is_flag=True, help="Show every noun sense of the words, not just the first.")
+@click.option("--first", "first_only", is_flag=True,
+              help="Show only the sense the words map to as a label (the first noun sense, or the override).")
+@click.option("--all", "all_senses", is_flag=True, hidden=True, help="Every noun sense (the default now).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of synsets instead of panels.")
 @click.option("--overrides", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV label,synset pinning the sense of ambiguous words.")
 @domain_errors
-def lookup(query, all_senses, as_json, overrides):
-    """Show the synset a label QUERY maps to: wnid, name, lemmas, definition, hypernym path.
+def lookup(query, first_only, all_senses, as_json, overrides):
+    """Show the synsets of a label QUERY: wnid, name, lemmas, definition, hypernym path.
 
-    QUERY is a wnid, a synset name or words; words take their first noun sense
-    (--all lists every noun sense, most frequent first).
+    QUERY is a wnid, a synset name or words. Words list every noun sense, the one a
+    label of these words maps to first (WordNet's most frequent sense, or the one an
+    --overrides CSV pins); --first shows only that one.
 
     \b
     Examples:
-      devise wordnet lookup "snow leopard"
-      devise wordnet lookup n02084071
-      devise wordnet lookup crane --all --json
+      devise wordnet lookup crane             # the writer, the machine, the bird, ...
+      devise wordnet lookup "snow leopard" --first
+      devise wordnet lookup n02084071 --json
     """
     from wordnet.labels import SYNSET_NAME_RE, WNID_RE, load_overrides, normalise, resolve_label
     from wordnet.reader import load_wordnet
@@ -80,16 +84,17 @@ def lookup(query, all_senses, as_json, overrides):
     table = load_overrides(overrides) if overrides else None
     first = resolve_label(wn, query, table)  # unknown -> error with suggestions
     explicit = WNID_RE.match(query.strip()) or SYNSET_NAME_RE.match(query.strip())
-    if all_senses and not explicit:
-        senses = wn.synsets(normalise(query), pos="n")
-        synsets = [first] + [s for s in senses if s != first]
-    else:
-        synsets = [first]
+    synsets = [first]
+    if not first_only and not explicit:
+        synsets += [s for s in wn.synsets(normalise(query), pos="n") if s != first]
     records = [synset_record(s) for s in synsets]
     if as_json:
         echo_json(records)
         return
     out = console()
+    if len(records) > 1:
+        out.print(f"{len(records)} noun senses of {query.strip()!r}; as a label it maps to the first "
+                  f"(pin another with --overrides CSV: label,synset)", highlight=False, markup=False)
     for record in records:
         out.print(_panel(record))
 
@@ -108,7 +113,7 @@ def hops(seen, universe, hops, output):
     This is how DeViSE and ConSE define ImageNet zero-shot splits ("2-hop", "3-hop").
     Distance is counted in the hierarchy induced on the universe (WordNet synsets outside
     it are passed through); with the ImageNet lists, 2 hops give 1,572 and 3 hops 7,458
-    wnids (published: 1,549 and 7,860).
+    wnids. The published sets (1,549 and 7,860) are shipped as imagenet-2hop and imagenet-3hop.
 
     \b
     Examples:

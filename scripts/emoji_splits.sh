@@ -11,7 +11,7 @@
 #   2. head + fine-tune from that backbone with the variant's label text and loss
 #                                                                -> $OUT/<variant>/models/split-K
 # then eval on the seen concepts in the held-out style and on the unseen concepts (zero-shot and
-# generalised, calibrated on held-out-style seen images); scripts/summarise_splits.py prints the table.
+# generalised, calibrated on held-out-style seen images); `devise results --mean` prints the tables.
 # Stage 1 does not depend on the variant, so variants share it.
 #
 #   scripts/emoji_splits.sh                   # 5 splits, defaults below (about 12 min a split on 2 cores)
@@ -59,4 +59,10 @@ for k in ${DEVISE_ONLY_SPLITS:-$(seq 0 $((N - 1)))}; do
     --hierarchical --baseline conse --calibration-data "$split/test_seen_style.csv" \
     --json "$VARIANT/unseen-$k.json" > /dev/null
 done
-if [ -z "${DEVISE_ONLY_SPLITS:-}" ]; then python "$(dirname "$0")/summarise_splits.py" "$VARIANT" --splits "$N"; fi
+if [ -z "${DEVISE_ONLY_SPLITS:-}" ]; then
+  seen=(); unseen=(); for k in $(seq 0 $((N - 1))); do seen+=("$VARIANT/seen-$k.json"); unseen+=("$VARIANT/unseen-$k.json"); done
+  echo "==> seen concepts in the held-out style, mean [min-max] over $N splits"
+  devise results "${seen[@]}" --mean --metrics hit@1,hit@5,mean_per_class_hit@1,hp@2,hp@5
+  echo "==> unseen concepts: given = zero-shot (unseen candidates), gzsl = + the training labels"
+  devise results "${unseen[@]}" --mean --metrics hit@1,hit@2,hit@5,hit@10,mean_per_class_hit@1,hp@2,hp@5,hp@10,U
+fi

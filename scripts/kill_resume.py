@@ -255,23 +255,35 @@ def kill_and_resume(workdir: Path, plan: list[str], *, seed: int = 0, head_epoch
             "kinds": [r.kind for r in runs if r.killed]}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def plan_parser(doc: str, kinds) -> argparse.ArgumentParser:
+    """The options every kill script shares: --kills, --plan (kinds), --seed, --workdir."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=10)
-    ap.add_argument("--plan", help=f"comma-separated kill kinds ({', '.join(KINDS)}); default: random")
+    ap.add_argument("--plan", help=f"comma-separated kill kinds ({', '.join(kinds)}); default: random")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--head-epochs", type=int, default=4)
-    ap.add_argument("--finetune-epochs", type=int, default=4)
     ap.add_argument("--workdir", type=Path, help="keep the run here (default: a temporary folder)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def plan_and_workdir(ap: argparse.ArgumentParser, args, kinds, prefix: str) -> tuple[list[str], Path]:
+    """The kill plan (given, or drawn with --seed) and the work folder (its own data home)."""
     rng = random.Random(args.seed)
-    plan = args.plan.split(",") if args.plan else [rng.choice(KINDS) for _ in range(args.kills)]
-    bad = [k for k in plan if k not in KINDS]
+    plan = args.plan.split(",") if args.plan else [rng.choice(kinds) for _ in range(args.kills)]
+    bad = [k for k in plan if k not in kinds]
     if bad:
         ap.error(f"unknown kill kind(s): {', '.join(bad)}")
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="devise-kill-"))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix=prefix))
     workdir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DEVISE_HOME", str(workdir / "home"))
+    return plan, workdir
+
+
+def main(argv=None) -> int:
+    ap = plan_parser(__doc__, KINDS)
+    ap.add_argument("--head-epochs", type=int, default=4)
+    ap.add_argument("--finetune-epochs", type=int, default=4)
+    args = ap.parse_args(argv)
+    plan, workdir = plan_and_workdir(ap, args, KINDS, "devise-kill-")
     print(f"plan: {', '.join(plan)}; work folder {workdir}")
     summary = kill_and_resume(workdir, plan, seed=args.seed, head_epochs=args.head_epochs,
                               finetune_epochs=args.finetune_epochs)

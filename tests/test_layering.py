@@ -143,6 +143,36 @@ def direction_violations(root: Path) -> list[str]:
     return sorted(set(bad))
 
 
+# what each half must not reach even through other devise modules (e.g. models -> wordnet.labels -> nltk)
+TRANSITIVE = [("models", ("click", "nltk")), ("wordnet", ("keras", "tensorflow", "click"))]
+
+
+def reached(root: Path) -> dict[str, set[str]]:
+    """Module -> the outside top-level packages it imports, directly or through devise's own modules."""
+    graph, every = import_graph(root)
+    direct = {m: set() for m in graph}
+    for importer, name, _ in every:
+        if name.split(".")[0] not in PACKAGES:
+            direct[importer].add(name.split(".")[0])
+    out = {}
+    for start in graph:
+        seen, todo, found = {start}, [start], set()
+        while todo:
+            m = todo.pop()
+            found |= direct[m]
+            for n in graph[m] - seen:
+                seen.add(n)
+                todo.append(n)
+        out[start] = found
+    return out
+
+
+def test_no_half_reaches_what_it_must_not_even_indirectly():
+    bad = [f"{m} reaches {sorted(found & set(banned))}" for m, found in reached(ROOT).items()
+           for layer, banned in TRANSITIVE if _within(m, layer) and found & set(banned)]
+    assert bad == []
+
+
 def test_no_import_cycles_between_modules():
     graph, _ = import_graph(ROOT)
     assert len(graph) > 60  # every module was read

@@ -5,6 +5,7 @@ path (the real keras.applications backbone, the real head, a real saved bundle).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 # DeviseModel kwargs (build_devise / DeviseModel) of the tiny test network
@@ -47,3 +48,23 @@ def png(path: Path, colour="red", size=(40, 30)) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", size, colour).save(path)
     return path
+
+
+@contextmanager
+def bundles_loaded_once():
+    """Patch ``models.bundle.load_bundle`` so each bundle folder is read once: a module's commands then
+    share one loaded bundle instead of paying a Keras model load each."""
+    import pytest
+
+    import models.bundle
+
+    real, loaded = models.bundle.load_bundle, {}
+
+    def memoised(path):
+        if str(path) not in loaded:
+            loaded[str(path)] = real(path)
+        return loaded[str(path)]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(models.bundle, "load_bundle", memoised)
+        yield

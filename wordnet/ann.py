@@ -56,21 +56,24 @@ def n_cells(n: int) -> int:
 class VectorIndex:
     """An IVF index over a vocabulary's unit rows; :meth:`search` mirrors ``Vocabulary.top_k``."""
 
-    def __init__(self, index, matrix: np.ndarray, nprobe: int = NPROBE) -> None:
+    def __init__(self, index, matrix: np.ndarray, nprobe: int = NPROBE, exact: Callable | None = None) -> None:
         self.index = index
-        self.matrix = matrix
+        self.matrix = matrix  # rows by id: an array, or any read-only matrix that slices and fancy-indexes rows
         self.nprobe = int(nprobe)
+        self.exact = exact or _exact_rows  # (queries, matrix, k) -> rows, for queries the probed cells leave short
 
     @classmethod
     def build(cls, matrix: np.ndarray, *, threads: int | None = None, nprobe: int = NPROBE) -> "VectorIndex":
         """Train the k-means cells on a seeded sample of rows, then add every row (in blocks).
 
-        ``matrix`` holds unit rows (``Vocabulary.vectors``); it is referenced, not copied.
+        ``matrix`` holds unit rows (``Vocabulary.vectors``, or a memory-mapped matrix that
+        slices and fancy-indexes rows); it is referenced, not copied.
         """
         faiss = _faiss()
         if threads:
             faiss.omp_set_num_threads(int(threads))
-        matrix = np.asarray(matrix, dtype=np.float32)
+        if not (hasattr(matrix, "shape") and hasattr(matrix, "__getitem__")):
+            matrix = np.asarray(matrix, dtype=np.float32)
         n, dim = matrix.shape
         cells = n_cells(n)
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, cells, faiss.METRIC_INNER_PRODUCT)
@@ -89,14 +92,54 @@ class VectorIndex:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, matrix: np.ndarray, nprobe: int = NPROBE) -> "VectorIndex":
-        index = _faiss().read_index(str(path))
-        if index.ntotal != matrix.shape[0] or index.d != matrix.shape[1]:
+    def load(cls, path: str | Path, matrix: np.ndarray, nprobe: int = NPROBE, *, mapped: bool = False,
+             exact: Callable | None = None, rows: int | None = None) -> "VectorIndex":
+        """Read a saved index for ``matrix``; ``mapped`` memory-maps its cells instead of reading them
+        (a query then touches only the cells it probes; the index cannot be changed). It must
+        hold ``rows`` vectors (default: one per row of ``matrix``)."""
+        faiss = _faiss()
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mapped else 0)
+        if index.ntotal != (matrix.shape[0] if rows is None else rows) or index.d != matrix.shape[1]:
             raise ValueError("index size does not match the vocabulary")
-        return cls(index, matrix, nprobe)
+        return cls(index, matrix, nprobe, exact)
+
+    def renumber(self, old_to_new: np.ndarray) -> None:
+        """Give every row a new id, ``old_to_new[old id]``, dropping rows mapped to -1; nothing is re-trained.
+
+        For a matrix whose rows were reordered or removed: each cell's ids (and their
+        vectors) are rewritten in place, cell by cell.
+        """
+        faiss = _faiss()
+        old_to_new = np.asarray(old_to_new, np.int64)
+        ivf = faiss.extract_index_ivf(self.index)
+        cells = faiss.downcast_InvertedLists(ivf.invlists)
+        size = cells.code_size
+        total = 0
+        for cell in range(ivf.nlist):
+            n = cells.list_size(cell)
+            if not n:
+                continue
+            new = old_to_new[faiss.rev_swig_ptr(cells.get_ids(cell), n)]
+            keep = new >= 0
+            ids = np.ascontiguousarray(new[keep])
+            codes = np.ascontiguousarray(faiss.rev_swig_ptr(cells.get_codes(cell), n * size).reshape(n, size)[keep])
+            cells.resize(cell, len(ids))
+            if len(ids):
+                cells.update_entries(cell, 0, len(ids), faiss.swig_ptr(ids), faiss.swig_ptr(codes))
+            total += len(ids)
+        ivf.ntotal = self.index.ntotal = total
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Add unit rows under the given ids (their rows in :attr:`matrix`)."""
+        if len(ids):
+            self.index.add_with_ids(np.ascontiguousarray(vectors, np.float32), np.asarray(ids, np.int64))
 
     def __len__(self) -> int:
         return int(self.matrix.shape[0])
+
+    @property
+    def cells(self) -> int:
+        return int(_faiss().extract_index_ivf(self.index).nlist)
 
     def search(self, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Approximate ``(idx, scores)``: (n, k) rows and exact cosines, best first."""
@@ -110,7 +153,7 @@ class VectorIndex:
         short = found < 0  # fewer than k labels in the scanned cells: fill from an exact search
         if short.any():
             rows = np.flatnonzero(short.any(axis=1))
-            found[rows] = _exact_rows(q[rows], self.matrix, k)
+            found[rows] = self.exact(q[rows], self.matrix, k)
         cand = np.sort(found, axis=1)  # row order: the stable sort breaks ties by row
         scores = np.einsum("nd,nkd->nk", q, self.matrix[cand.ravel()].reshape(cand.shape + (q.shape[1],)))
         order = np.argsort(-scores, axis=1, kind="stable")

@@ -8,7 +8,8 @@ most class names and wrong for some ("crane" the bird vs the machine): an overri
 noun lemma names, so one run fixes a whole label file.
 
 Also: display labels, short definitions, and reading label lists (one label a line), including
-the ImageNet 1K / 21K wnid lists shipped in ``wordnet/data``.
+the ImageNet 1K / 21K wnid lists and the published ImageNet zero-shot test sets (2-hop, 3-hop,
+all) shipped in ``wordnet/data`` (:data:`SHIPPED_LISTS`).
 """
 from __future__ import annotations
 
@@ -26,9 +27,13 @@ from wordnet.base.errors import DeviseError, UnknownLabelError
 WNID_RE = re.compile(r"^([nvasr])(\d{8})$")
 SYNSET_NAME_RE = re.compile(r"^\S.*\.([nvasr])\.(\d+)$")
 _COMMENT_RE = re.compile(r"(^|\s)#.*$")
+# label lists shipped in wordnet/data (see its README for sources): name -> file
 SHIPPED_LISTS = {
-    "imagenet1k": "imagenet1k_wnids.txt",
-    "imagenet21k": "imagenet21k_wnids.txt",
+    "imagenet1k": "imagenet1k_wnids.txt",        # the 1,000 ILSVRC-2012 classes
+    "imagenet21k": "imagenet21k_wnids.txt",      # the 21,841 classes of the fall-2011 release
+    "imagenet-2hop": "imagenet_2hop_wnids.txt",  # the published zero-shot test sets of ConSE, SYNC,
+    "imagenet-3hop": "imagenet_3hop_wnids.txt",  # GCNZ and DGP: 1,549 / 7,860 / 20,842 wnids
+    "imagenet-all": "imagenet_all_wnids.txt",
 }
 MAX_SUGGESTED = 10  # unknown labels that get suggestions (each costs a scan of ~118k names)
 
@@ -154,6 +159,18 @@ def _unknown_message(wn, labels: list[str]) -> str:
     )
 
 
+def csv_rows(text: str, header: tuple[str, ...]):
+    """``(line number, row, stripped cells)`` of a small CSV file, without blank and ``#`` comment
+    lines and without a first line equal to ``header`` (any case)."""
+    for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
+        cells = [c.strip() for c in row]
+        if not cells or not any(cells) or cells[0].startswith("#"):
+            continue
+        if lineno == 1 and tuple(c.lower() for c in cells[:len(header)]) == header:
+            continue
+        yield lineno, row, cells
+
+
 def load_overrides(path) -> dict[str, str]:
     """Read an overrides CSV: ``label,synset`` rows (optional header, ``#`` comments)."""
     path = Path(path)
@@ -162,12 +179,7 @@ def load_overrides(path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise DeviseError(f"{path}: cannot read overrides file ({exc.__class__.__name__}: {exc})") from None
     table: dict[str, str] = {}
-    for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
-        cells = [c.strip() for c in row]
-        if not cells or not any(cells) or cells[0].startswith("#"):
-            continue
-        if lineno == 1 and [c.lower() for c in cells] == ["label", "synset"]:
-            continue
+    for lineno, row, cells in csv_rows(text, ("label", "synset")):
         if len(cells) != 2 or not all(cells):
             raise DeviseError(
                 f"{path}:{lineno}: expected two columns 'label,synset' "
@@ -188,7 +200,8 @@ def short_definition(synset, width: int = 100) -> str:
 
 
 def read_label_list(name_or_path) -> list[str]:
-    """Labels one a line from a file, or a shipped list by name (``imagenet1k``, ``imagenet21k``).
+    """Labels one a line from a file, or a shipped list by name (:data:`SHIPPED_LISTS`: ``imagenet1k``,
+    ``imagenet21k``, ``imagenet-2hop``, ``imagenet-3hop``, ``imagenet-all``).
 
     ``#`` starts a comment; blank lines are skipped. An empty list is an error.
     """

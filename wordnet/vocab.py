@@ -56,8 +56,12 @@ def _row_norms_squared(m: np.ndarray, block: int = 65536) -> np.ndarray:
 SCORE_BLOCK_BYTES = 64 << 20  # scores materialised at a time by top_k (queries are split to fit)
 
 
-def top_k(embeddings: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def top_k(embeddings: np.ndarray, matrix: np.ndarray, k: int,
+          temperature: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices and cosine scores of the ``k`` best labels for each embedding.
+
+    With ``temperature`` T the scores are probabilities instead, ``softmax(cosine / T)``
+    over every row of ``matrix`` (the ranking is the same).
 
     ``embeddings`` is (n, d) and need not be normalised; ``matrix`` comes from
     :func:`label_matrix`. Returns two (n, k) arrays sorted by decreasing score; ties
@@ -84,6 +88,11 @@ def top_k(embeddings: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.ndarra
         order = np.argsort(part_neg, axis=1, kind="stable")
         idx[s:s + step] = np.take_along_axis(part, order, axis=1)
         scores[s:s + step] = -np.take_along_axis(part_neg, order, axis=1)
+        if temperature is not None:  # log-sum-exp of cosine / T over every label, from the block at hand
+            z = neg / np.float32(-temperature)
+            top = z.max(axis=1, keepdims=True)
+            lse = top[:, 0] + np.log(np.exp(z - top).sum(axis=1))
+            scores[s:s + step] = np.exp(scores[s:s + step] / temperature - lse[:, None])
     return idx, scores
 
 
@@ -153,10 +162,10 @@ class Vocabulary:
                 f"build the vocabulary with the same word vectors"
             )
 
-    def top_k(self, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def top_k(self, embeddings: np.ndarray, k: int, temperature: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:func:`top_k` against this vocabulary's (already normalised) vectors."""
         self.check_dim(np.atleast_2d(embeddings).shape[1], "the embedding")
-        return top_k(embeddings, self.vectors, k)
+        return top_k(embeddings, self.vectors, k, temperature)
 
     # -- HDF5 ---------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

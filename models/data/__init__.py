@@ -2,5 +2,6 @@
 
 - :mod:`~models.data.images`: :func:`load_image`, the one decoder every command uses;
 - :mod:`~models.data.datasets`: finding image files, reading a labelled dataset, stratified splits;
-- :mod:`~models.data.pipeline`: tf.data pipelines for training and inference, skip-and-report bad files.
+- :mod:`~models.data.pipeline`: tf.data pipelines for training and inference, skip-and-report bad files;
+- :mod:`~models.data.shards`: splitting a file list into N shards for independent processes (``--shard I/N``).
 """

@@ -137,3 +137,26 @@ def stratified_split(
     train.sort(key=lambda it: key[str(it[0])])
     val.sort(key=lambda it: key[str(it[0])])
     return train, val
+
+
+def sample_per_class(items: Sequence[tuple[Path, str]], per_class: int | float,
+                     seed: int = 0) -> list[tuple[Path, str]]:
+    """A seeded sample of each class's images, in input order: ``per_class`` of them (an int >= 1; a
+    class with fewer keeps all), or that share of them (a float in (0, 1), at least one image).
+
+    The GCNZ/DGP evaluation convention: a fixed number or fraction of each test class's images,
+    so big classes do not take hours and runs stay comparable.
+    """
+    if isinstance(per_class, bool) or not (
+            (isinstance(per_class, int) and per_class >= 1) or (isinstance(per_class, float) and 0 < per_class < 1)):
+        raise DatasetError(f"images per class must be a whole number >= 1 or a share in (0, 1), got {per_class!r}")
+    by_class: dict[str, list[int]] = defaultdict(list)
+    for i, (_, cls) in enumerate(items):
+        by_class[cls].append(i)
+    rng = random.Random(seed)
+    keep: list[int] = []
+    for cls in sorted(by_class):
+        rows = by_class[cls]
+        n = per_class if isinstance(per_class, int) else max(1, int(round(per_class * len(rows))))
+        keep += rows if n >= len(rows) else rng.sample(rows, n)
+    return [items[i] for i in sorted(keep)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from models.data.augment import recipe_names
 from models.data.style import STYLE_OPS, parse_recipe
 from models.net.catalog import LOSS_VARIANTS, backbone_names
 from wordnet.base.errors import DeviseError
@@ -18,6 +19,8 @@ from wordnet.base.errors import DeviseError
 LOSSES = LOSS_VARIANTS                                    # --loss
 STRATEGIES = ("auto", "mirrored", "multi-worker", "one")  # --strategy
 SCHEDULES = ("constant", "cosine")                         # --pretrain-schedule
+JIT_CHOICES = ("auto", "on", "off")                       # --jit-compile
+GPU_STEPS_PER_EXECUTION = 16  # --steps-per-execution 0 with a GPU: 16 steps per host call
 
 
 def setting(default, help: str = "", *, choices=None, min=None, max=None, max_open: bool = False,
@@ -52,7 +55,13 @@ class TrainConfig:
     batch_size: int = setting(32, "Global batch size (split across devices).", min=1, short="-b")
     val_split: float = setting(0.1, "Fraction of each class held out for validation (stratified, seeded).",
                                min=0, max=1, max_open=True)
-    augment: bool = setting(True, "Random flips and crops in phases 0 and 2.", off_flag="no-augment")
+    augment: bool = setting(True, "Augment training images in phases 0 and 2 (else: the evaluation view).",
+                            off_flag="no-augment")
+    augmentation: str = setting("auto", "Augmentation recipe and its evaluation crop: inception (photos: random "
+                                "resized crop, flip; centre 87.5 % at evaluation), square (small pre-cropped "
+                                "images: centre square, flip, padded random crop), auto (inception when most "
+                                "training images are larger than --image-size and not square).",
+                                choices=recipe_names())
     style: str = setting("", "Style augmentations in phases 0 and 2 (with --augment), a comma list of "
                          f"{', '.join(STYLE_OPS)}, or all/none (models.data.style).", metavar="OP,...")
     seed: int = setting(0, "Seed of the split, shuffling, augmentation and initialisation.", envvar="DEVISE_SEED")
@@ -81,6 +90,10 @@ class TrainConfig:
                                 "on a slow CPU).")
     deterministic: bool = setting(True, "Deterministic TensorFlow ops: a run with the same --seed, data and machine "
                                   "repeats exactly.", off_flag="nondeterministic")
+    steps_per_execution: int = setting(0, f"Training steps per host call (0: {GPU_STEPS_PER_EXECUTION} with a GPU, "
+                                       "1 without).", min=0)
+    jit_compile: str = setting("auto", "XLA-compile the training step (auto: Keras's choice, XLA on a single GPU "
+                               "without a distribution strategy).", choices=JIT_CHOICES)
     top_k: list = setting(lambda: [1, 5], "Validation hit@k values.", cli=False)
 
     def validate(self) -> "TrainConfig":
@@ -102,6 +115,10 @@ class TrainConfig:
             (self.hidden_units >= 1, "--hidden-units must be positive"),
             (self.pretrain_schedule in SCHEDULES, f"--pretrain-schedule must be {' or '.join(SCHEDULES)}, "
                                                   f"got {self.pretrain_schedule!r}"),
+            (self.augmentation in recipe_names(), f"--augmentation must be one of {', '.join(recipe_names())}, "
+                                                  f"got {self.augmentation!r}"),
+            (self.steps_per_execution >= 0, f"--steps-per-execution must be >= 0, got {self.steps_per_execution}"),
+            (self.jit_compile in JIT_CHOICES, f"--jit-compile must be auto, on or off, got {self.jit_compile!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -111,6 +128,18 @@ class TrainConfig:
         except ValueError as exc:
             raise DeviseError(f"--style: {exc}") from None
         return self
+
+    def steps_per_call(self) -> int:
+        """``steps_per_execution`` for Keras: as set, or (0) more than one with a GPU, one on CPU."""
+        if self.steps_per_execution or self.run_eagerly:
+            return max(1, self.steps_per_execution)
+        import tensorflow as tf
+
+        return GPU_STEPS_PER_EXECUTION if tf.config.list_logical_devices("GPU") else 1
+
+    def jit(self):
+        """``jit_compile`` for Keras's ``compile``."""
+        return {"auto": "auto", "on": True, "off": False}[self.jit_compile]
 
     def backbone_options(self) -> dict:
         return {"alpha": self.alpha} if self.alpha is not None else {}

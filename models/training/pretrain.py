@@ -94,7 +94,7 @@ def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, ove
     from models.data.pipeline import FailureLog
     from models.training.distribute import determinism, distribution_strategy, precision
     from models.training.phases import PHASES
-    from models.training.train import RunContext, run_step
+    from models.training.train import RunContext, run_step, scan_inputs
 
     out = B.prepare_output(out, resume=resume, overwrite=overwrite)
     for folder in (out, out / B.CHECKPOINT_DIR):
@@ -116,17 +116,18 @@ def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, ove
     keras.utils.set_random_seed(cfg.seed)
     log = FailureLog(on_new=reporter.failure)
     seconds: dict[str, float] = {}
+    headers, manifests, recipe = scan_inputs(out, cfg, train, val, reporter)
     with precision(cfg.mixed_precision), determinism(cfg.deterministic):
         strategy = distribution_strategy(cfg.strategy)
         with strategy.scope():
             model = _build_or_restore(cfg, len(classes), out)
             ctx = RunContext(cfg, _Classes(classes), out, model, train, val, log, reporter, list(callbacks or []),
-                             strategy)
+                             strategy, recipe=recipe, headers=headers, manifests=manifests)
             state = load_state(ctx.state_path)
             for step in STEPS:
                 if step not in state.get("done", []) and (step != "batchnorm" or cfg.bn_images):
                     run_step(ctx, step, PHASES[step], seconds)
-    info = _write_backbone(out, model, cfg, classes, provenance, train, val, log)
+    info = _write_backbone(out, model, cfg, classes, provenance, train, val, log, recipe)
     _write_config(out, cfg, classes, provenance, complete=True)
     return PretrainResult(out, len(train) - sum(str(p) in log for p, _ in train),
                           len(val) - sum(str(p) in log for p, _ in val), len(classes), info, log.items(), seconds)
@@ -155,7 +156,7 @@ def _write_config(out: Path, cfg: TrainConfig, classes, provenance, *, complete:
                          "classes": list(classes), "provenance": provenance})
 
 
-def _write_backbone(out: Path, model, cfg: TrainConfig, classes, provenance, train, val, log) -> dict:
+def _write_backbone(out: Path, model, cfg: TrainConfig, classes, provenance, train, val, log, recipe: str) -> dict:
     import keras
     import tensorflow as tf
 
@@ -181,7 +182,7 @@ def _write_backbone(out: Path, model, cfg: TrainConfig, classes, provenance, tra
         "training": {
             "epochs": cfg.pretrain_epochs, "epochs_done": len(history), "lr": cfg.pretrain_lr,
             "schedule": cfg.pretrain_schedule, "batch_size": cfg.batch_size, "augment": cfg.augment,
-            "style": cfg.style, "seed": cfg.seed, "initial_weights": cfg.weights, "dropout": cfg.dropout,
+            "augmentation": recipe, "style": cfg.style, "seed": cfg.seed, "initial_weights": cfg.weights, "dropout": cfg.dropout,
             "bn_images": cfg.bn_images, "train_images": len(train), "val_images": len(val),
             "failed_images": len(log), "accuracy": number("accuracy"), "val_accuracy": number("val_accuracy"),
             "seconds": round(sum(float(r.get("seconds") or 0) for r in history), 1),

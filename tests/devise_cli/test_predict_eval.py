@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from devise_cli.cli import main
-from tests.tiny import png, save_bundle, tiny_model
+from tests.tiny import bundles_loaded_once, png, save_bundle, tiny_model
 
 SEEN = [("dog", "dog.n.01"), ("cat", "cat.n.01"), ("car", "car.n.01")]
 UNSEEN = [("wolf", "wolf.n.01"), ("tiger", "tiger.n.02"), ("truck", "truck.n.01")]
@@ -55,17 +55,7 @@ def env(tiny_kv, tmp_path_factory):
         for i, c in enumerate(colours):
             png(data / cls / f"{i}.png", c)
     imgs = [png(root / "imgs" / "a.png", "red"), png(root / "imgs" / "b.png", "blue")]
-    import models.bundle
-
-    real, loaded = models.bundle.load_bundle, {}
-
-    def memoised(path):
-        if str(path) not in loaded:
-            loaded[str(path)] = real(path)
-        return loaded[str(path)]
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(models.bundle, "load_bundle", memoised)
+    with bundles_loaded_once():
         yield {"root": root, "bundle": bundle, "seen": seen, "all": allv, "data": data, "imgs": imgs}
 
 

@@ -4,7 +4,7 @@ The untrained backbone shrinks activations to ~1e-11, so the fixture rescales th
 the hidden layer's kernel is multiplied up and its BatchNorm statistics are set to those
 of the test images, which spreads the embeddings over the sphere. Expected rankings are
 NumPy cosine rankings of embeddings computed by calling the Keras embedder directly on
-``load_image`` pixels, against word vectors from the session's tiny KeyedVectors.
+``decode_images`` pixels, against word vectors from the session's tiny KeyedVectors.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def env(tiny_kv, tiny_kv_file, tmp_path_factory):
     import keras
 
     import models.bundle
-    from models.data.images import load_image
+    from models.data.pipeline import decode_images
     from wordnet.vocab import Vocabulary
 
     keras.utils.set_random_seed(0)
@@ -65,7 +66,7 @@ def env(tiny_kv, tiny_kv_file, tmp_path_factory):
     hidden, bn = model.get_layer("head_hidden"), model.get_layer("head_bn")
     kernel, bias = hidden.get_weights()
     hidden.set_weights([kernel * 1e10, bias])
-    pixels = np.stack([load_image(p, 32) for p in imgs]).astype(np.float32)
+    pixels = decode_images(imgs, 32)[0].astype(np.float32)
     acts = np.asarray(keras.Model(model.inputs, hidden.output)(pixels, training=False))
     gamma, beta, _, _ = bn.get_weights()
     bn.set_weights([gamma, beta, acts.mean(0), acts.var(0) + 1e-6])
@@ -83,7 +84,7 @@ def env(tiny_kv, tiny_kv_file, tmp_path_factory):
 
     def reference(paths):
         """Embeddings straight from the Keras embedder, unit rows."""
-        x = np.stack([load_image(p, 32) for p in paths]).astype(np.float32)
+        x = decode_images(paths, 32)[0].astype(np.float32)
         e = np.asarray(memoised(bundle).model(x, training=False), np.float32)
         return e / np.linalg.norm(e, axis=1, keepdims=True)
 
@@ -199,13 +200,13 @@ def test_reindex_embeds_only_new_and_changed_files(env, tmp_path, monkeypatch):
     index = tmp_path / "idx.h5"
     bundle = env["loaded"](env["bundle"])
     embedded = []
-    real_run = type(bundle).run
+    real_run = type(bundle).run_batches
 
     def spy(self, paths, *args, **kwargs):
         embedded.extend(str(p) for p in paths)
         return real_run(self, paths, *args, **kwargs)
 
-    monkeypatch.setattr(type(bundle), "run", spy)
+    monkeypatch.setattr(type(bundle), "run_batches", spy)
     res = invoke("index", photos, "--model", env["bundle"], "--output", index, "--batch-size", 4)
     assert res.exit_code == 0 and len(embedded) == 10
     before = ImageIndex.load(index)
@@ -341,30 +342,33 @@ def test_index_file_errors(env, tmp_path):
 
 
 def test_help_has_examples():
-    for cmd in ("index", "search"):
-        res = invoke(cmd, "--help")
+    for cmd in ("index", "search", "index merge"):
+        res = invoke(*cmd.split(), "--help")
         assert res.exit_code == 0 and "Examples:" in res.stdout and f"devise {cmd} " in res.stdout
+    assert invoke("index", "merge", "--help").stdout.startswith("Usage: main index merge [OPTIONS] OUT PARTS...")
 
 
 def test_interrupted_indexing_keeps_finished_chunks(env, tmp_path, monkeypatch):
-    import models.index.update
     from models.index.store import ImageIndex
 
     bundle = env["loaded"](env["bundle"])
-    real_run, calls = type(bundle).run, []
+    real_run, calls = type(bundle).run_batches, []
 
-    def stop_on_second_chunk(self, paths, *args, **kwargs):
-        calls.append(len(paths))
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_run(self, paths, *args, **kwargs)
+    def stop_in_third_batch(self, paths, *args, **kwargs):
+        calls.append(len(paths))  # one pipeline for the whole run: called once
+        for i, piece in enumerate(real_run(self, paths, *args, **kwargs)):
+            if i == 2:
+                raise KeyboardInterrupt
+            yield piece
 
-    monkeypatch.setattr(models.index.update, "CHUNK_IMAGES", 4)
-    monkeypatch.setattr(type(bundle), "run", stop_on_second_chunk)
+    monkeypatch.setattr(type(bundle), "run_batches", stop_in_third_batch)
     index = tmp_path / "idx.h5"
-    res = invoke("index", env["photos"], "--model", env["bundle"], "--output", index, "--batch-size", 4)
+    res = invoke("index", env["photos"], "--model", env["bundle"], "--output", index, "--batch-size", 3,
+                 "--commit-every", 4)
     assert (res.exit_code, res.stderr) == (1, "Error: interrupted; files already finished were kept\n")
-    assert ImageIndex.load(index).paths == [str(p) for p in env["imgs"][:4]]
+    assert calls == [10]
+    assert ImageIndex.load(index).paths == [str(p) for p in env["imgs"][:6]]  # the committed chunk and the rest
+    assert not (tmp_path / ".idx.h5.journal").exists() and not (tmp_path / ".idx.h5.lock").exists()
 
 
 def test_image_query_needs_a_model_it_can_find(env, tmp_path):
@@ -381,10 +385,162 @@ def test_image_query_needs_a_model_it_can_find(env, tmp_path):
     assert out["results"][0]["path"] == str(env["imgs"][0])
 
 
-def test_approx_search_agrees_on_a_small_index_and_is_cached(env, devise_home):
-    exact = search_json(env, "tiger", "--top", 5)
-    approx = search_json(env, "tiger", "--top", 5, "--approx")
-    assert [r["path"] for r in approx["results"]] == [r["path"] for r in exact["results"]]
-    np.testing.assert_allclose([r["score"] for r in approx["results"]], [r["score"] for r in exact["results"]],
-                               atol=1e-5)
-    assert len(list((devise_home / "indexes").glob("photos-*.faiss"))) == 1  # built once, cached
+def test_approx_index_is_kept_beside_the_index_and_updated_not_rebuilt(env, tmp_path):
+    import faiss
+
+    photos = tmp_path / "photos"
+    shutil.copytree(env["photos"], photos)
+    index = tmp_path / "idx.h5"
+    assert invoke("index", photos, "--model", env["bundle"], "--output", index).exit_code == 0
+
+    def search(*extra):
+        res = invoke("search", index, "tiger", "--top", 20, "--json", *extra)
+        assert res.exit_code == 0, res.output
+        return json.loads(res.stdout)["results"], res.stderr
+
+    exact, _ = search()
+    approx, err = search("--approx")
+    assert err.startswith("building the approximate index of 10 images (once; kept beside the index and updated by "
+                          "`devise index`) ...\n")
+    assert (tmp_path / "idx.h5.faiss").is_file() and (tmp_path / "idx.h5.faiss.json").is_file()
+    assert [r["path"] for r in approx] == [r["path"] for r in exact]
+    np.testing.assert_allclose([r["score"] for r in approx], [r["score"] for r in exact], atol=1e-5)
+    assert "building" not in search("--approx")[1]  # kept: not built again
+
+    added = write_png(photos / "new.png", seed=7)
+    (photos / "noise3.png").unlink()
+    assert invoke("index", photos, "--model", env["bundle"], "--output", index).exit_code == 0
+    assert faiss.read_index(str(tmp_path / "idx.h5.faiss")).ntotal == 10
+    exact, _ = search()
+    approx, err = search("--approx")
+    assert "building" not in err  # updated by `devise index`, not rebuilt
+    assert str(added) in [r["path"] for r in approx]
+    assert [r["path"] for r in approx] == [r["path"] for r in exact]
+    assert invoke("index", photos, "--model", env["bundle"], "--output", index, "--rebuild").exit_code == 0
+    assert not (tmp_path / "idx.h5.faiss").exists()  # made for the replaced rows
+
+
+# -- shards, merge, lock ---------------------------------------------------------------------
+def test_two_shards_merged_equal_one_process(env, tmp_path):
+    from models.data.shards import shard_of
+    from models.index.store import ImageIndex
+
+    # batch size 1 on both sides: the same computation per image, so the embeddings must be bit for bit equal
+    # (with other batches the forward pass itself rounds differently, ~1e-7, sharded or not)
+    one, parts = tmp_path / "one.h5", [tmp_path / "part0.h5", tmp_path / "part1.h5"]
+    assert invoke("index", env["photos"], "--model", env["bundle"], "--output", one, "--batch-size", 1).exit_code == 0
+    for i, part in enumerate(parts):
+        res = invoke("index", env["photos"], "--model", env["bundle"], "--output", part, "--shard", f"{i}/2",
+                     "--batch-size", 1, "--commit-every", 2)
+        assert res.exit_code == 0, res.output
+        mine = [p for p in env["imgs"] if shard_of(p, 2) == i]
+        assert res.stdout.splitlines()[0] == (f"indexed {len(mine)} images of shard {i}/2 in {part}: {len(mine)} new, "
+                                              f"0 changed, 0 unchanged, 0 removed, 0 failed")
+        assert ImageIndex.load(part).paths == [str(p) for p in mine]
+    assert 0 < len(ImageIndex.load(parts[0])) < 10
+    merged = tmp_path / "merged.h5"
+    res = invoke("index", "merge", merged, *parts)
+    assert (res.exit_code, res.stdout) == (0, f"merged 2 parts into {merged}: 10 images\n")
+    a, b = ImageIndex.load(one), ImageIndex.load(merged)
+    assert b.paths == a.paths == [str(p) for p in env["imgs"]]
+    np.testing.assert_array_equal(b.sizes, a.sizes)
+    np.testing.assert_array_equal(b.mtimes, a.mtimes)
+    np.testing.assert_array_equal(b.embeddings, a.embeddings)
+    assert b.attrs["model_checksum"] == a.attrs["model_checksum"] and "shard" not in b.attrs
+    assert b.attrs["sources"] == [str(env["photos"])]
+    out = json.loads(invoke("search", merged, "tiger", "--json", "-k", 3).stdout)
+    assert [r["path"] for r in out["results"]] == [r["path"] for r in search_json(env, "tiger", "-k", 3)["results"]]
+
+
+def test_merge_refuses_other_models_unfinished_and_existing_out(env, tmp_path):
+    from models.index.store import ImageIndex, model_checksum
+    from wordnet.base.files import exclusive_lock
+
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    for part, bundle, shard in ((a, env["bundle"], "0/2"), (b, env["other"], "1/2")):
+        assert invoke("index", env["photos"], "--model", bundle, "--output", part, "--shard", shard).exit_code == 0
+    short = {k: model_checksum(env[k]).split(":")[1][:12] for k in ("bundle", "other")}
+    res = invoke("index", "merge", tmp_path / "m.h5", a, b)
+    assert (res.exit_code, res.stderr) == (1, (
+        f"Error: {b} was made with another model ({env['other']}, {short['other']}) than {a} ({env['bundle']}, "
+        f"{short['bundle']}); merge only parts indexed with the same --model\n"))
+    assert not (tmp_path / "m.h5").exists()
+    res = invoke("index", "merge", b, a)
+    assert (res.exit_code, res.stderr) == (1, f"Error: {b} exists; name it among the PARTs to merge into it, "
+                                              f"or choose another OUT\n")
+    journal = tmp_path / ".a.h5.journal"
+    journal.mkdir()
+    res = invoke("index", "merge", tmp_path / "m.h5", a)
+    assert res.stderr == (f"Error: {a} has an unfinished indexing run ({journal}); run its `devise index` command "
+                          f"again to finish it, then merge\n")
+    journal.rmdir()
+    with exclusive_lock(tmp_path / ".a.h5.lock"):
+        res = invoke("index", "merge", tmp_path / "m.h5", a)
+    assert (res.exit_code, res.stderr) == (1, f"Error: index {a} is in use by another devise process (pid "
+                                              f"{os.getpid()}); wait for it to finish, or stop it and try again\n")
+    rows = len(ImageIndex.load(a))
+    res = invoke("index", "merge", a, a)  # OUT among the parts: merged into itself
+    assert (res.exit_code, res.stdout) == (0, f"merged 1 parts into {a}: {rows} images\n")
+    res = invoke("index", "merge", tmp_path / "m.h5")
+    assert res.exit_code == 2 and "Missing argument 'PARTS...'" in res.stderr
+
+
+def test_second_writer_is_refused_naming_the_holder(env, tmp_path):
+    from wordnet.base.files import exclusive_lock
+
+    index = tmp_path / "idx.h5"
+    with exclusive_lock(tmp_path / ".idx.h5.lock"):
+        res = invoke("index", env["photos"], "--model", env["bundle"], "--output", index)
+    assert (res.exit_code, res.stderr) == (1, f"Error: index {index} is in use by another devise process (pid "
+                                              f"{os.getpid()}); wait for it to finish, or stop it and try again\n")
+    assert not index.exists()
+
+
+def test_shard_option_errors_and_predict_shard(env, tmp_path):
+    from models.data.shards import shard_of
+
+    res = invoke("index", env["photos"], "--model", env["bundle"], "--output", tmp_path / "x.h5", "--shard", "2/2")
+    assert res.exit_code == 2 and res.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--shard': shard 2/2 is not I/N with 0 <= I < N (e.g. --shard 0/4 ... --shard 3/4)")
+    res = invoke("predict", env["photos"], "--model", env["bundle"], "--shard", "half")
+    assert res.exit_code == 2 and res.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--shard': shard 'half' is not I/N with 0 <= I < N (e.g. --shard 0/4 ... --shard 3/4)")
+    seen = []
+    for i in range(3):
+        res = invoke("predict", env["photos"], "--model", env["bundle"], "--json", "--shard", f"{i}/3")
+        assert res.exit_code == 0, res.output
+        paths = [json.loads(line)["path"] for line in res.stdout.splitlines()]
+        assert paths == [str(p) for p in env["imgs"] if shard_of(p, 3) == i]
+        seen += paths
+    assert sorted(seen) == [str(p) for p in env["imgs"]]
+
+
+def test_text_search_and_merge_load_no_tensorflow(env, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import json, sys\n"
+            "from devise_cli.cli import main\n"
+            "for args in sys.argv[1:]:\n"
+            "    main(json.loads(args), standalone_mode=False)\n"
+            "print(json.dumps([m for m in ('tensorflow', 'keras') if m in sys.modules]))")
+    commands = [["search", str(env["index"]), "tiger", "--json"], ["search", str(env["index"]), "dog.n.01", "--approx"],
+                ["index", "merge", str(tmp_path / "m.h5"), str(env["index"])]]
+    res = subprocess.run([sys.executable, "-c", code, *map(json.dumps, commands)], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[-1] == "[]"
+    assert json.loads(res.stdout.splitlines()[0])["results"][0]["path"] in map(str, env["imgs"])
+
+
+def test_a_part_rerun_keeps_its_shard_and_search_warns_of_an_unfinished_run(env, tmp_path):
+    part = tmp_path / "part.h5"
+    assert invoke("index", env["photos"], "--model", env["bundle"], "--output", part, "--shard", "1/3").exit_code == 0
+    res = invoke("index", "--model", env["bundle"], "--output", part)
+    n = int(res.stdout.split()[1])
+    assert res.stdout.splitlines()[0] == (f"indexed {n} images of shard 1/3 in {part}: 0 new, 0 changed, {n} unchanged, "
+                                          f"0 removed, 0 failed")
+    (tmp_path / ".part.h5.journal").mkdir()  # what a killed run leaves
+    res = invoke("search", part, "tiger", "--json")
+    assert res.exit_code == 0 and res.stderr == (f"warning: {part} has an unfinished `devise index` run; the images it "
+                                                 f"committed are searchable once the same command runs again\n")

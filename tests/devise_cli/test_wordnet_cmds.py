@@ -23,7 +23,7 @@ def run(*args):
 
 
 def test_lookup_words_shows_the_first_noun_sense():
-    result = run("lookup", "Snow Leopard")
+    result = run("lookup", "Snow Leopard", "--first")
     assert result.exit_code == 0, result.output
     out = result.output
     for text in ("snow leopard", "n02128757", "snow_leopard.n.01", "snow_leopard, ounce, Panthera_uncia",
@@ -48,17 +48,24 @@ def test_lookup_json_by_wnid():
     }]
 
 
-def test_lookup_all_senses_and_overrides(tmp_path):
-    result = run("lookup", "crane", "--all", "--json")
+def test_lookup_words_lists_every_noun_sense_and_overrides(tmp_path):
+    result = run("lookup", "crane", "--json")
     assert result.exit_code == 0
     assert [r["synset"] for r in json.loads(result.stdout)] == [
         "crane.n.01", "crane.n.02", "grus.n.01", "crane.n.04", "crane.n.05"]
+    result = run("lookup", "crane")
+    assert result.stdout.splitlines()[0] == ("5 noun senses of 'crane'; as a label it maps to the first "
+                                             "(pin another with --overrides CSV: label,synset)")
+    for text in ("Stephen_Crane", "lifts and moves heavy objects", "large long-necked wading bird"):
+        assert text in result.stdout
+    assert [r["synset"] for r in json.loads(run("lookup", "crane", "--first", "--json").stdout)] == ["crane.n.01"]
     overrides = tmp_path / "o.csv"
     overrides.write_text("crane,crane.n.05\n")
-    result = run("lookup", "crane", "--json", "--overrides", str(overrides))
+    result = run("lookup", "crane", "--first", "--json", "--overrides", str(overrides))
     assert [r["synset"] for r in json.loads(result.stdout)] == ["crane.n.05"]
-    result = run("lookup", "crane", "--all", "--json", "--overrides", str(overrides))
+    result = run("lookup", "crane", "--json", "--overrides", str(overrides))
     assert [r["synset"] for r in json.loads(result.stdout)][:2] == ["crane.n.05", "crane.n.01"]
+    assert run("lookup", "crane", "--all", "--json").stdout == run("lookup", "crane", "--json").stdout  # old flag
 
 
 def test_lookup_unknown_label_suggests_lemma_names():
@@ -103,7 +110,7 @@ def test_hops_default_universe_is_all_nouns(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    (None, "{path}: no such file; give a path or one of imagenet1k, imagenet21k"),
+    (None, "{path}: no such file; give a path or one of imagenet1k, imagenet21k, imagenet-2hop, imagenet-3hop, imagenet-all"),
     ("# nothing here\n", "{path}: no labels (expected one label per line)"),
     ("dog\nguitr\n", "unknown label: 'guitr' (did you mean: guitar, guilt, gut?)" + HINT),
 ])

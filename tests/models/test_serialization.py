@@ -32,6 +32,7 @@ SAMPLES = {
     "DeviseModel": lambda cls: cls(embedding_dim=4, num_classes=3, **{**TINY_MODEL, "hidden_units": 6}),
     "HingeRankLoss": lambda cls: cls(_LABELS, margin=0.2, variant="sampled", seed=4),
     "HitAtK": lambda cls: cls(_LABELS, k=2),
+    "LabelTopK": lambda cls: cls(_LABELS, k=2),
 }
 
 

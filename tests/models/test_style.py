@@ -6,7 +6,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from models.data.pipeline import FailureLog, image_dataset  # noqa: E402
+from models.data.pipeline import FailureLog, training_dataset  # noqa: E402
+from models.training.distribute import determinism  # noqa: E402
 from models.data.style import OPS, STYLE_OPS, parse_recipe, style_augmenter  # noqa: E402
 
 
@@ -70,13 +71,16 @@ def test_pipeline_styles_each_batch_and_epoch_repeatably(tmp_path):
         Image.new("RGB", (20, 20), (40 * i, 200 - 30 * i, 90)).save(path)
         paths.append(path)
 
-    def epochs(seed):
-        ds = image_dataset(paths, list(range(6)), 16, 3, log=FailureLog(), seed=seed, style="colour,grey")
-        return [np.concatenate([x.numpy() for x, _ in ds]) for _ in range(2)]
+    def epochs(seed, style="colour,grey"):  # op determinism on, as in `devise train` by default
+        ds = training_dataset(paths, list(range(6)), size=16, batch_size=3, log=FailureLog(), seed=seed,
+                              shuffle=False, style=style)
+        with determinism(True):
+            return [np.concatenate([x.numpy() for x, _ in ds]) for _ in range(2)]
 
     first, second = epochs(7)
     again = epochs(7)
     assert np.array_equal(first, again[0]) and np.array_equal(second, again[1])  # same seed, same pixels
     assert not np.array_equal(first, second)  # a fresh draw each epoch
-    plain = np.concatenate([x.numpy() for x, _ in image_dataset(paths, list(range(6)), 16, 3, log=FailureLog())])
+    assert first.dtype == np.uint8  # batches stay uint8 until the model
+    plain = epochs(7, style=None)[0]
     assert not np.allclose(first, plain)

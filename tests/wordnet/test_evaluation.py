@@ -141,3 +141,39 @@ def test_auto_calibration_without_seen_images_says_why_it_is_missing():
     assert "devise+cal" not in rep["methods"]
     assert rep["notes"] == ["calibrated stacking skipped: no validation image to choose gamma on; "
                             "pass --calibration GAMMA or --calibration-data DIR"]
+
+
+def test_per_class_means_seen_unseen_h_and_ausuc_by_hand():
+    rep = ev.evaluate(OUT, CANDS, TRAINING, opts(calibration=0.2, hierarchical=False, bootstrap=100), None)
+    d = rep["methods"]["devise"]
+    # top-1: n1 right, n2 -> n3, n4 -> n1 (pulled to a seen label), n5 right; one image per class
+    assert (d["hit@1"], d["mean_per_class_hit@1"]) == (0.5, 0.5)
+    assert (d["S"], d["U"], d["H"]) == (0.5, 0.5, 0.5)
+    # cosine gaps best seen - best unseen: 0.9/sqrt(1.01) = 0.8955 (n1, seen right), 1.0 (n2), 0.1/sqrt(1.45) = 0.0830 (n4, unseen right),
+    # -1 (n5, unseen right). Gamma -1: S 1/2, U 0; 0.083: U 1/2; 0.8955: U 1; 1.0: S 0
+    # -> trapezoids 0.5 x 0.5 + 0.5 x 0.5 = 0.5
+    assert d["AUSUC"] == 0.5
+    curve = rep["stacking_curve"]["devise"]
+    assert curve["seen"] == [0.5, 0.5, 0.5, 0.0, 0.0] and curve["unseen"] == [0.0, 0.5, 1.0, 1.0, 1.0]
+    assert curve["gamma"][:4] == pytest.approx([-1.0, 0.083045, 0.895533, 1.0], abs=1e-6)
+    # gamma 0.2 flips the n4 image to n4: S 1/2, U 1, H = 2 x 0.5 / 1.5
+    cal = rep["methods"]["devise+cal"]
+    assert (cal["S"], cal["U"], cal["H"]) == (0.5, 1.0, pytest.approx(2 / 3, abs=1e-6))
+    assert "AUSUC" not in cal and "S" not in rep["methods"]["softmax"]  # softmax sees only training labels
+    lo, hi = d["mean_per_class_hit@1_ci"]
+    assert lo <= 0.5 <= hi
+    # zsl: unseen candidates only, so no S/U/H there
+    assert "S" not in rep["settings"]["zsl"]["methods"]["devise"]
+
+
+def test_per_class_mean_differs_from_per_image_with_unequal_classes():
+    more = ev.Outputs(np.concatenate([OUT.embeddings, OUT.embeddings[:1]]),
+                      np.concatenate([OUT.probs, OUT.probs[:1]]), OUT.true_wnids + ["n1"])
+    rep = ev.evaluate(more, CANDS, TRAINING, opts(hierarchical=False, per_class=True), None)
+    d = rep["methods"]["devise"]
+    assert d["hit@1"] == pytest.approx(3 / 5) and d["mean_per_class_hit@1"] == 0.5  # (1 + 0 + 0 + 1) / 4
+    assert d["hit@2"] == pytest.approx(4 / 5) and d["mean_per_class_hit@2"] == 0.75  # n2's top 2: n3, n1 (tie by row)
+    rows = {r["wnid"]: r for r in rep["per_class"]}
+    assert rows["n1"] == {"wnid": "n1", "label": "n1", "images": 2, "hit@1": 1.0, "hit@2": 1.0, "wrong_top1": []}
+    assert rows["n4"]["wrong_top1"] == ["n1 (1)"] and rows["n2"]["wrong_top1"] == ["n3 (1)"]
+    assert [r["wnid"] for r in rep["per_class"]][:2] == ["n2", "n4"]  # worst first

@@ -150,6 +150,74 @@ def test_calibrated_stacking_and_gamma_choice():
     np.testing.assert_array_equal(top1, [2, 2, 2, 2])
 
 
+def test_per_class_mean_and_harmonic_mean_by_hand():
+    # class a: 3 images, 2 right; class b: 2 images, 1 right -> per image 3/5, per class (2/3 + 1/2) / 2
+    values = np.array([1.0, 1.0, 0.0, 0.0, 1.0])
+    classes = ["a", "a", "a", "b", "b"]
+    assert metrics.per_class_mean(values, classes)[0] == pytest.approx(7 / 12)
+    assert values.mean() == pytest.approx(3 / 5)
+    two = np.stack([values, 1 - values], axis=1)
+    np.testing.assert_allclose(metrics.per_class_mean(two, classes), [7 / 12, 5 / 12])
+    assert metrics.harmonic_mean(0.5, 0.25) == pytest.approx(1 / 3)  # 2 * 0.125 / 0.75
+    assert metrics.harmonic_mean(0.0, 0.0) == 0.0 and metrics.harmonic_mean(0.6, 0.0) == 0.0
+
+
+def test_per_class_bootstrap_matches_a_loop_reference_with_the_same_draws():
+    values = np.random.default_rng(4).random((30, 2))
+    classes = np.arange(30) % 5
+    draws = np.random.default_rng(9).multinomial(5, np.full(5, 1 / 5), size=40)  # what seed 9 draws
+    means = np.stack([values[classes == c].mean(axis=0) for c in range(5)])
+    # each replicate: the mean of the drawn classes' means, a class drawn twice counting twice
+    np.testing.assert_allclose(metrics.bootstrap_per_class_means(values, classes, reps=40, seed=9), draws @ means / 5)
+
+
+def test_seen_unseen_curve_and_ausuc_by_hand():
+    # seen images (classes a, b) with gaps 0.3, 0.1, both right as seen; unseen (c, d) with gaps
+    # 0.2, -0.1, both right as unseen. Gamma at each distinct gap, then beyond the largest:
+    #   gamma  -0.1  0.1  0.2  0.3  0.3+
+    #   S       1    1    .5   .5   0      (a seen image stays right while gap >= gamma)
+    #   U       0    .5   .5   1    1      (an unseen one is right once gap < gamma)
+    gap = np.array([0.3, 0.1, 0.2, -0.1])
+    s_ok = np.array([True, True, False, False])
+    u_ok = np.array([False, False, True, True])
+    truth_seen = np.array([True, True, False, False])
+    gammas, seen, unseen = metrics.seen_unseen_curve(gap, s_ok, u_ok, truth_seen)
+    np.testing.assert_allclose(gammas[:4], [-0.1, 0.1, 0.2, 0.3])
+    assert gammas[4] > 0.3
+    np.testing.assert_allclose(seen, [1, 1, 0.5, 0.5, 0])
+    np.testing.assert_allclose(unseen, [0, 0.5, 0.5, 1, 1])
+    # trapezoids under (U, S): 0.5 x 1 + 0 + 0.5 x 0.5 + 0 = 0.75
+    assert metrics.ausuc(seen, unseen) == pytest.approx(0.75)
+    # per-class weighting: a second, wrong image of class a halves a's share -> S starts at (1/2 + 1) / 2
+    gap2, s2, u2, t2 = np.r_[gap, 0.5], np.r_[s_ok, False], np.r_[u_ok, False], np.r_[truth_seen, True]
+    _, seen_pc, _ = metrics.seen_unseen_curve(gap2, s2, u2, t2, classes=["a", "b", "c", "d", "a"])
+    _, seen_img, _ = metrics.seen_unseen_curve(gap2, s2, u2, t2)
+    assert seen_pc[0] == pytest.approx(0.75) and seen_img[0] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="both seen and unseen"):
+        metrics.seen_unseen_curve(gap[:2], s_ok[:2], u_ok[:2], truth_seen[:2])
+
+
+def test_temperature_fit_matches_the_closed_form():
+    # two candidates whose cosines differ by d for every image, the first right for a share p:
+    # the likelihood p log s(d/T) + (1-p) log s(-d/T) peaks where s(d/T) = p, T = d / logit(p)
+    d, p = 0.4, 0.75
+    scores = np.tile([0.5, 0.5 - d], (8, 1))
+    truth = np.array([0] * 6 + [1] * 2)
+    t = metrics.fit_temperature(scores, truth)
+    assert t == pytest.approx(d / np.log(p / (1 - p)), rel=1e-4)
+    # the probabilities wordnet.vocab.top_k gives with it: unit vectors at cosines 0.5 and 0.1 to the image
+    from wordnet.vocab import top_k
+
+    image = np.array([1.0, 0.0])
+    labels = np.array([[0.5, np.sqrt(0.75)], [0.1, np.sqrt(0.99)]])
+    idx, probs = top_k(image, labels, 2, temperature=t)
+    assert idx.tolist() == [[0, 1]]
+    np.testing.assert_allclose(probs, [[p, 1 - p]], rtol=1e-4)
+    assert top_k(image, labels, 1, temperature=t)[1][0, 0] == pytest.approx(p, rel=1e-4)  # over every label
+    with pytest.raises(ValueError, match="no image"):
+        metrics.fit_temperature(scores, np.full(8, -1))
+
+
 def test_metrics_module_imports_no_keras_or_nltk():
     import subprocess
     import sys

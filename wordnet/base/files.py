@@ -64,16 +64,19 @@ def is_stale_temp(path: str | os.PathLike) -> bool:
     return bool(_TEMP_NAME.match(Path(path).name))
 
 
-def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+def remove_stale_temps(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
     """Delete temporary files a killed writer left in ``folder`` (not recursive); return them.
 
-    Only call this while holding the folder's :func:`exclusive_lock`: a live writer's
-    temporary file looks exactly like a dead one's.
+    With ``name``, only the temporaries of the files ``name`` and ``name.*`` (a file that
+    shares its folder with others, each with its own lock). Only call this while holding
+    the lock that guards them: a live writer's temporary file looks exactly like a dead one's.
     """
     folder = Path(folder)
     removed = []
     if folder.is_dir():
         for p in folder.iterdir():
+            if name is not None and not p.name.startswith(f".{name}."):
+                continue
             if p.is_file() and is_stale_temp(p):
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()

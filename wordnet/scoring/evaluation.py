@@ -13,8 +13,17 @@ Settings (each gets the issue's JSON shape ``{"n_images", "k", "candidates", "me
 * when some images' classes were not trained on and the candidates hold labels
   that were not trained on (a *split*): ``zsl`` — images of unseen classes against
   the unseen candidates only — and ``gzsl`` — all those images against unseen +
-  seen candidates, with calibrated stacking rows (``devise+cal``, ``conse+cal``).
+  seen candidates (the training labels added: ImageNet papers' "+1K"), with
+  calibrated stacking rows (``devise+cal``, ``conse+cal``).
   A setting identical to ``given`` is not repeated.
+
+Every method gets per-image figures (``hit@k``: the share of images) and per-class ones
+(``mean_per_class_hit@k``: each class weighs the same, Xian et al. 2018; at k = 1 this is
+CLIP_benchmark's ``mean_per_class_recall``). Where candidates are seen and unseen labels,
+generalised zero-shot is also stated as the literature does: ``S`` and ``U``, per-class
+mean top-1 accuracy on seen-class and on unseen-class images against all candidates,
+their harmonic mean ``H``, and for DeViSE and ConSE the seen-unseen curve of calibrated
+stacking over every gamma with the area under it, ``AUSUC`` (Chao et al. 2016).
 
 With explicit splits (:func:`load_splits`), ``zsl``/``gzsl`` are computed per split
 and averaged; the interval then comes from the bootstrap replicates averaged
@@ -47,6 +56,7 @@ class EvalOptions:
     calibration: float | str | None = "auto"  # a gamma, "auto" or None
     max_seen_drop: float = 0.1
     conse_T: int = metrics.CONSE_T
+    per_class: bool = False  # add the per-class table (:func:`per_class_rows`) of the "given" setting
 
 
 @dataclass
@@ -114,6 +124,16 @@ def rank(embeddings: np.ndarray, vocab: Vocabulary, k: int, penalty: np.ndarray 
     return np.concatenate(out) if out else np.zeros((0, min(k, len(vocab))), np.int64)
 
 
+def stacking_gaps(embeddings: np.ndarray, cands: Vocabulary, seen_mask: np.ndarray,
+                  true: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`metrics.stacking_gaps` of cosine scores, in memory-bounded chunks."""
+    emb = label_matrix(np.atleast_2d(embeddings))
+    step = max(1, CHUNK_CELLS // len(cands))
+    parts = [metrics.stacking_gaps(emb[s:s + step] @ cands.vectors.T, seen_mask, true[s:s + step])
+             for s in range(0, len(emb), step)]
+    return tuple(np.concatenate(p) for p in zip(*parts))
+
+
 def choose_gamma_for(val: Outputs, embeddings_of: Callable[[Outputs], np.ndarray], cands: Vocabulary,
                      seen_mask: np.ndarray, max_seen_drop: float) -> tuple[float, dict] | None:
     """Calibrated stacking's gamma for one candidate set, from validation outputs
@@ -121,13 +141,24 @@ def choose_gamma_for(val: Outputs, embeddings_of: Callable[[Outputs], np.ndarray
     val = val.take(np.array([w in cands for w in val.true_wnids], dtype=bool))
     if not val.true_wnids:
         return None
-    emb = label_matrix(embeddings_of(val))
     true = np.array([cands.index(w) for w in val.true_wnids])
-    step = max(1, CHUNK_CELLS // len(cands))
-    parts = [metrics.stacking_gaps(emb[s:s + step] @ cands.vectors.T, seen_mask, true[s:s + step])
-             for s in range(0, len(emb), step)]
-    gap, s_ok, u_ok = (np.concatenate(p) for p in zip(*parts))
+    gap, s_ok, u_ok = stacking_gaps(embeddings_of(val), cands, seen_mask, true)
     return metrics.choose_gamma(gap, s_ok, u_ok, seen_mask[true], max_seen_drop=max_seen_drop)
+
+
+CURVE_POINTS = 201  # points of a seen-unseen curve kept in the report (AUSUC uses them all)
+
+
+def stacking_curve(embeddings: np.ndarray, cands: Vocabulary, seen_mask: np.ndarray, true: np.ndarray,
+                   truth_seen: np.ndarray, classes: Sequence[str]) -> dict:
+    """The seen-unseen curve over gamma (per-class mean accuracies) and its AUSUC, JSON-ready."""
+    gap, s_ok, u_ok = stacking_gaps(embeddings, cands, seen_mask, true)
+    gammas, seen_acc, unseen_acc = metrics.seen_unseen_curve(gap, s_ok, u_ok, truth_seen, classes)
+    area = metrics.ausuc(seen_acc, unseen_acc)
+    keep = np.unique(np.linspace(0, len(gammas) - 1, min(len(gammas), CURVE_POINTS)).round().astype(int))
+    return {"ausuc": round(area, 6), "gamma": [round(float(g), 6) for g in gammas[keep]],
+            "seen": [round(float(a), 6) for a in seen_acc[keep]],
+            "unseen": [round(float(a), 6) for a in unseen_acc[keep]]}
 
 
 # -- one setting -------------------------------------------------------------------
@@ -137,13 +168,20 @@ def _columns(ks, hierarchical):
 
 def score_setting(out: Outputs, cands: Vocabulary, training: Vocabulary, opts: EvalOptions,
                   gt_factory: GroundTruthFactory | None, val: Outputs | None = None) -> dict:
-    """Per-image correctness of every method: ``{method: (n, m) array}`` plus extras."""
+    """Per-image correctness of every method: ``{method: (n, m) array}`` plus extras.
+
+    Also each method's per-image top-1 correctness (``top1``, for the seen/unseen
+    accuracies of generalised zero-shot), DeViSE's top-1 rows (``devise_top1``, for the
+    per-class table) and, when candidates and images are both seen and unseen, the
+    seen-unseen stacking curves (``curves``).
+    """
     ks = list(opts.ks)
     kmax = max(ks)
     true = np.array([cands.index(w) if w in cands else -1 for w in out.true_wnids], dtype=np.int64)
     gt = gt_factory(cands.wnids) if opts.hierarchical else None
     seen = set(training.wnids)
     seen_mask = np.array([w in seen for w in cands.wnids])
+    truth_seen = np.array([w in seen for w in out.true_wnids], dtype=bool)
     mixed = seen_mask.any() and not seen_mask.all()
 
     def per_image(topk, truth, gtf):
@@ -155,11 +193,18 @@ def score_setting(out: Outputs, cands: Vocabulary, training: Vocabulary, opts: E
     embed = {"devise": lambda o: o.embeddings}
     if out.probs is not None and "conse" in opts.baselines:
         embed["conse"] = lambda o: metrics.conse_embeddings(o.probs, training.vectors, opts.conse_T)
-    results, method_cands, gammas = {}, {}, {}
+    results, method_cands, gammas, top1, curves = {}, {}, {}, {}, {}
+    devise_top1 = None
     for name, fn in embed.items():
         emb = fn(out)
-        results[name] = per_image(rank(emb, cands, kmax), true, gt)
+        topk = rank(emb, cands, kmax)
+        results[name] = per_image(topk, true, gt)
+        top1[name] = (topk[:, 0] == true).astype(np.float64)
+        if name == "devise":
+            devise_top1 = topk[:, 0]
         method_cands[name] = len(cands)
+        if mixed and truth_seen.any() and not truth_seen.all():
+            curves[name] = stacking_curve(emb, cands, seen_mask, true, truth_seen, out.true_wnids)
         if mixed and opts.calibration is not None:
             if opts.calibration == "auto":
                 chosen = None if val is None else choose_gamma_for(val, fn, cands, seen_mask, opts.max_seen_drop)
@@ -172,6 +217,7 @@ def score_setting(out: Outputs, cands: Vocabulary, training: Vocabulary, opts: E
                 gammas[name] = {"gamma": gamma, "criterion": "given"}
             topk = rank(emb, cands, kmax, penalty=gamma * seen_mask)
             results[f"{name}+cal"] = per_image(topk, true, gt)
+            top1[f"{name}+cal"] = (topk[:, 0] == true).astype(np.float64)
             method_cands[f"{name}+cal"] = len(cands)
     if out.probs is not None and "softmax" in opts.baselines:
         t_true = np.array([training.index(w) if w in training else -1 for w in out.true_wnids])
@@ -182,33 +228,81 @@ def score_setting(out: Outputs, cands: Vocabulary, training: Vocabulary, opts: E
     if opts.hierarchical:
         chance.append(metrics.chance_hp_matrix(out.true_wnids, len(cands), ks, gt))
     results["chance"] = np.concatenate(chance, axis=1)
+    top1["chance"] = metrics.chance_hit_matrix(true, len(cands), [1])[:, 0]
     method_cands["chance"] = len(cands)
     return {"per_image": results, "method_candidates": method_cands, "calibration": gammas,
             "n_images": len(out.true_wnids), "candidates": len(cands),
             "n_classes": len(set(out.true_wnids)), "cand_wnids": frozenset(cands.wnids),
-            "not_candidates": int((true < 0).sum())}
+            "not_candidates": int((true < 0).sum()), "top1": top1, "truth_seen": truth_seen,
+            "mixed": bool(mixed), "curves": curves, "devise_top1": devise_top1}
+
+
+def seen_unseen_accuracy(top1: np.ndarray, truth_seen: np.ndarray, classes: Sequence[str]) -> dict:
+    """Generalised zero-shot as the literature states it (Xian et al. 2018): per-class mean top-1
+    accuracy on seen-class images (``S``) and on unseen-class images (``U``), each against all
+    the candidates, and their harmonic mean ``H`` (when both kinds of images are there)."""
+    classes = np.asarray(classes, dtype=object)
+    out = {}
+    for key, mask in (("S", truth_seen), ("U", ~truth_seen)):
+        if mask.any():
+            out[key] = float(metrics.per_class_mean(top1[mask], classes[mask])[0])
+    if "S" in out and "U" in out:
+        out["H"] = metrics.harmonic_mean(out["S"], out["U"])
+    return out
+
+
+def _hit_columns(opts: EvalOptions) -> list[int]:
+    """Positions of the hit@k columns (per-class means are reported for these)."""
+    return list(range(len(opts.ks)))
 
 
 def summarise(scored: Sequence[dict], classes: Sequence[Sequence[str]], opts: EvalOptions, name: str) -> dict:
-    """Means and class-bootstrap intervals; several scored splits are averaged."""
+    """Means and class-bootstrap intervals; several scored splits are averaged.
+
+    Each hit@k comes twice: ``hit@k``, the share of images, and ``mean_per_class_hit@k``,
+    the mean over classes of each class's share (every class weighs the same). In settings
+    whose candidates are both seen and unseen labels, methods scored against all of them
+    also get ``S``, ``U`` and ``H`` (:func:`seen_unseen_accuracy`), and DeViSE and ConSE
+    the area under the seen-unseen stacking curve (``AUSUC``).
+    """
     cols = _columns(opts.ks, opts.hierarchical)
+    hit_cols = _hit_columns(opts)
     methods = {}
     for method in scored[0]["per_image"]:
-        per = [s["per_image"][method] for s in scored if method in s["per_image"] and len(s["per_image"][method])]
-        cls = [c for s, c in zip(scored, classes) if method in s["per_image"] and len(s["per_image"][method])]
-        if not per:
+        use = [(s, c) for s, c in zip(scored, classes) if method in s["per_image"] and len(s["per_image"][method])]
+        if not use:
             continue
+        per = [s["per_image"][method] for s, _ in use]
+        cls = [c for _, c in use]
         mean = np.mean([p.mean(axis=0) for p in per], axis=0)
+        class_mean = np.mean([metrics.per_class_mean(p[:, hit_cols], c) for p, c in zip(per, cls)], axis=0)
         entry = {"candidates": scored[0]["method_candidates"][method]}
-        ci = None
+        ci = class_ci = None
         if opts.bootstrap > 0:
             reps = np.mean([metrics.bootstrap_class_means(p, c, opts.bootstrap, opts.seed)
                             for p, c in zip(per, cls)], axis=0)
             ci = metrics.percentile_interval(reps)
+            class_reps = np.mean([metrics.bootstrap_per_class_means(p[:, hit_cols], c, opts.bootstrap, opts.seed)
+                                  for p, c in zip(per, cls)], axis=0)
+            class_ci = metrics.percentile_interval(class_reps)
         for j, col in enumerate(cols):
             entry[col] = round(float(mean[j]), 6)
             if ci is not None:
                 entry[f"{col}_ci"] = [round(float(ci[j, 0]), 6), round(float(ci[j, 1]), 6)]
+        for j, pos in enumerate(hit_cols):
+            col = f"mean_per_class_{cols[pos]}"
+            entry[col] = round(float(class_mean[j]), 6)
+            if class_ci is not None:
+                entry[f"{col}_ci"] = [round(float(class_ci[j, 0]), 6), round(float(class_ci[j, 1]), 6)]
+        against_all = [(s, c) for s, c in use if s["mixed"] and method in s["top1"]
+                       and s["method_candidates"][method] == s["candidates"]]
+        if len(against_all) == len(use):
+            accs = [seen_unseen_accuracy(s["top1"][method], s["truth_seen"], c) for s, c in against_all]
+            for key in ("S", "U", "H"):
+                if all(key in a for a in accs):
+                    entry[key] = round(float(np.mean([a[key] for a in accs])), 6)
+            if all(method in s["curves"] for s, _ in use):
+                entry["AUSUC"] = round(float(np.mean([s["curves"][method]["ausuc"] for s, _ in use])), 6)
         methods[method] = entry
     result = {"setting": name, "n_images": int(sum(s["n_images"] for s in scored)),
               "n_classes": int(sum(s["n_classes"] for s in scored)),
@@ -216,10 +310,37 @@ def summarise(scored: Sequence[dict], classes: Sequence[Sequence[str]], opts: Ev
               "not_candidates": int(sum(s["not_candidates"] for s in scored)), "methods": methods}
     if any(s["calibration"] for s in scored):
         result["calibration"] = [s["calibration"] for s in scored] if len(scored) > 1 else scored[0]["calibration"]
+    if len(scored) == 1 and scored[0]["curves"]:
+        result["stacking_curve"] = scored[0]["curves"]
     if len(scored) > 1:
         result["n_splits"] = len(scored)
         result["candidates"] = [s["candidates"] for s in scored]
     return result
+
+
+def per_class_rows(scored: dict, out: Outputs, cands: Vocabulary, opts: EvalOptions, wrong: int = 3) -> list[dict]:
+    """One row per class of ``out`` for DeViSE in one scored setting: its images, hit@k and hp@k
+    (shares of its images) and its ``wrong`` most frequent wrong top-1 labels (``"label (count)"``);
+    worst first (by the first hit@k, then wnid)."""
+    cols = _columns(opts.ks, opts.hierarchical)
+    per = scored["per_image"]["devise"]
+    top1 = np.asarray(scored["devise_top1"])
+    classes, inverse = np.unique(np.asarray(out.true_wnids, dtype=object).astype(str), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")  # one pass over the images, grouped by class
+    bounds = np.searchsorted(inverse[order], np.arange(len(classes) + 1))
+    rows = []
+    for c, wnid in enumerate(classes):
+        members = order[bounds[c]:bounds[c + 1]]
+        row = {"wnid": wnid, "label": cands.labels[cands.index(wnid)] if wnid in cands else "",
+               "images": int(len(members))}
+        row.update({col: round(float(v), 6) for col, v in zip(cols, per[members].mean(axis=0))})
+        own = cands.index(wnid) if wnid in cands else -1
+        picked, counts = np.unique(top1[members][top1[members] != own], return_counts=True)
+        ordered = sorted(zip(counts.tolist(), picked.tolist()), key=lambda nc: (-nc[0], nc[1]))[:wrong]
+        row["wrong_top1"] = [f"{cands.labels[i]} ({n})" for n, i in ordered]
+        rows.append(row)
+    rows.sort(key=lambda r: (r[cols[0]], r["wnid"]))
+    return rows
 
 
 # -- the whole evaluation -------------------------------------------------------------
@@ -241,6 +362,8 @@ def evaluate(out: Outputs, cands: Vocabulary, training: Vocabulary, opts: EvalOp
     cls_of = lambda o: o.true_wnids  # noqa: E731 - classes for the bootstrap are the true labels
     given = score_setting(out, cands, training, opts, gt_factory, val)
     report = summarise([given], [cls_of(out)], opts, "given")
+    if opts.per_class:
+        report["per_class"] = per_class_rows(given, out, cands, opts)
     settings = {}
     if splits is None:
         unseen_c = [w for w in cands.wnids if w not in seen]

@@ -15,7 +15,13 @@ checked by hand on a toy example:
 * ConSE (Norouzi et al. 2014): a zero-training zero-shot baseline that embeds an
   image as the probability-weighted mean of its top-T training labels' vectors;
 * calibrated stacking (Chao et al. 2016) for generalised zero-shot learning: a
-  constant gamma is subtracted from every seen label's score.
+  constant gamma is subtracted from every seen label's score; the seen-unseen accuracy
+  curve over every gamma and the area under it (AUSUC);
+* the zero-shot literature's class-balanced figures: per-class mean accuracy (Xian et
+  al. 2018; CLIP_benchmark's ``mean_per_class_recall``) and the harmonic mean H of seen
+  and unseen accuracy;
+* a softmax temperature for readable scores: probabilities ``softmax(cosine / T)``
+  (:func:`wordnet.vocab.top_k` computes them).
 
 Score arrays are (n_images, n_candidates); index arrays are (n_images, k) of
 candidate rows sorted best first; a true index of -1 means "not a candidate".
@@ -126,6 +132,23 @@ def chance_hp_matrix(
     return out
 
 
+# -- class-balanced figures ------------------------------------------------------
+def per_class_mean(values: np.ndarray, classes: Sequence) -> np.ndarray:
+    """(m,) the mean over classes of each class's mean (every class weighs the same).
+
+    With top-1 correctness this is Xian et al.'s (2018) per-class averaged top-1
+    accuracy, CLIP_benchmark's ``mean_per_class_recall``; the per-image mean lets
+    classes with many images dominate.
+    """
+    sums, counts = _class_sums(values, classes)
+    return (sums / counts[:, None]).mean(axis=0)
+
+
+def harmonic_mean(seen: float, unseen: float) -> float:
+    """H = 2 S U / (S + U), the generalised zero-shot summary (Xian et al. 2018); 0 when both are 0."""
+    return 0.0 if seen + unseen <= 0 else 2.0 * seen * unseen / (seen + unseen)
+
+
 # -- bootstrap over classes -----------------------------------------------------
 def bootstrap_class_means(
     values: np.ndarray, classes: Sequence, reps: int = 1000, seed: int = 0
@@ -137,6 +160,27 @@ def bootstrap_class_means(
     takes the mean over all images of the drawn classes (a class drawn twice
     counts twice). Vectorised: the draws are a multinomial count per class.
     """
+    sums, counts = _class_sums(values, classes)
+    draws = _class_draws(len(counts), reps, seed)
+    return (draws @ sums) / (draws @ counts)[:, None]
+
+
+def bootstrap_per_class_means(
+    values: np.ndarray, classes: Sequence, reps: int = 1000, seed: int = 0
+) -> np.ndarray:
+    """(reps, m) bootstrap replicates of the per-class mean (:func:`per_class_mean`).
+
+    The same class draws as :func:`bootstrap_class_means` with the same seed, so the
+    two intervals come from one resampling.
+    """
+    sums, counts = _class_sums(values, classes)
+    draws = _class_draws(len(counts), reps, seed)
+    return (draws @ (sums / counts[:, None])) / len(counts)
+
+
+def _class_sums(values: np.ndarray, classes: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """(n_classes, m) column sums over each class's images and (n_classes,) image counts,
+    classes in sorted order."""
     values = np.asarray(values, dtype=np.float64)
     if values.ndim == 1:
         values = values[:, None]
@@ -144,10 +188,13 @@ def bootstrap_class_means(
     n_cls = int(cls.max()) + 1 if len(cls) else 0
     sums = np.zeros((n_cls, values.shape[1]))
     np.add.at(sums, cls, values)
-    counts = np.bincount(cls, minlength=n_cls).astype(np.float64)
+    return sums, np.bincount(cls, minlength=n_cls).astype(np.float64)
+
+
+def _class_draws(n_cls: int, reps: int, seed: int) -> np.ndarray:
+    """(reps, n_cls) how often each class is drawn in each bootstrap replicate."""
     rng = np.random.default_rng(seed)
-    draws = rng.multinomial(n_cls, np.full(n_cls, 1.0 / n_cls), size=int(reps)).astype(np.float64)
-    return (draws @ sums) / (draws @ counts)[:, None]
+    return rng.multinomial(n_cls, np.full(n_cls, 1.0 / n_cls), size=int(reps)).astype(np.float64)
 
 
 def percentile_interval(replicates: np.ndarray, level: float = 0.95) -> np.ndarray:
@@ -267,3 +314,92 @@ def choose_gamma(
         "unseen_acc": float(unseen_acc[best]) if n_u else None,
     }
     return float(gammas[best]), info
+
+
+def seen_unseen_curve(
+    gap: np.ndarray,
+    seen_correct: np.ndarray,
+    unseen_correct: np.ndarray,
+    truth_seen: np.ndarray,
+    classes: Sequence | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Calibrated stacking's seen-unseen accuracy curve over every gamma (Chao et al. 2016).
+
+    Inputs are :func:`stacking_gaps`' outputs and whether each image's true class is a
+    seen one. A seen-class image is right under gamma iff its best seen label is true
+    and ``gap >= gamma``; an unseen-class image iff its best unseen label is true and
+    ``gap < gamma``. Both accuracies are constant between consecutive gaps, so the curve
+    is exact at gamma = each distinct gap (its left end, every image predicted seen,
+    unseen accuracy 0) plus one gamma beyond the largest (every image predicted unseen,
+    seen accuracy 0). Returns ``(gammas, seen_acc, unseen_acc)``, gamma increasing.
+
+    With ``classes`` (each image's class) the accuracies are per-class means, as the
+    literature reports them (each class weighs the same within its kind); else per image.
+    """
+    gap = np.asarray(gap, dtype=np.float64)
+    truth_seen = np.asarray(truth_seen, dtype=bool)
+    if not truth_seen.any() or truth_seen.all():
+        raise ValueError("the seen-unseen curve needs images of both seen and unseen classes")
+    weight = np.empty(len(gap))
+    for kind in (truth_seen, ~truth_seen):
+        if classes is None:
+            weight[kind] = 1.0 / kind.sum()
+        else:
+            cls = np.asarray(classes, dtype=object).astype(str)[kind]
+            _, inverse, counts = np.unique(cls, return_inverse=True, return_counts=True)
+            weight[kind] = 1.0 / (len(counts) * counts[inverse])
+    distinct = np.unique(gap)
+    gammas = np.concatenate([distinct, distinct[-1:] + max(1e-6, 1e-3 * abs(distinct[-1]))])
+
+    def accuracy(mask: np.ndarray, stays_correct_above: bool) -> np.ndarray:
+        order = np.argsort(gap[mask], kind="stable")
+        g, w = gap[mask][order], weight[mask][order]
+        below = np.concatenate([[0.0], np.cumsum(w)])[np.searchsorted(g, gammas, side="left")]
+        return (w.sum() - below) if stays_correct_above else below
+
+    seen_acc = accuracy(truth_seen & np.asarray(seen_correct, dtype=bool), True)
+    unseen_acc = accuracy(~truth_seen & np.asarray(unseen_correct, dtype=bool), False)
+    return gammas, seen_acc, unseen_acc
+
+
+def ausuc(seen_acc: np.ndarray, unseen_acc: np.ndarray) -> float:
+    """Area under the seen-unseen curve (Chao et al. 2016): the trapezoid rule over the
+    curve's points with unseen accuracy on the x axis (it rises with gamma)."""
+    u, s = np.asarray(unseen_acc, dtype=np.float64), np.asarray(seen_acc, dtype=np.float64)
+    return float(np.sum((u[1:] - u[:-1]) * (s[1:] + s[:-1]) / 2.0))
+
+
+# -- readable scores ------------------------------------------------------------------
+TEMPERATURE_RANGE = (1e-3, 10.0)
+
+
+def fit_temperature(scores: np.ndarray, true_idx: np.ndarray, grid: int = 64, rounds: int = 3) -> float:
+    """The temperature T minimising the mean negative log-likelihood of the true labels
+    under ``softmax(scores / T)`` (temperature scaling, Guo et al. 2017), on validation images.
+
+    One parameter, so it is searched directly: a log-spaced grid over
+    :data:`TEMPERATURE_RANGE`, then ``rounds`` finer grids around the best point (the
+    likelihood is smooth and unimodal in log T for such scores). Images whose true label is
+    not a candidate (index -1) are left out.
+    """
+    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    true_idx = np.asarray(true_idx)
+    keep = true_idx >= 0
+    scores, true_idx = scores[keep], true_idx[keep]
+    if not len(true_idx):
+        raise ValueError("no image whose true label is a candidate to fit the temperature on")
+    true_scores = scores[np.arange(len(true_idx)), true_idx]
+    top = scores.max(axis=1, keepdims=True)
+
+    def nll(t: float) -> float:
+        lse = np.log(np.exp((scores - top) / t).sum(axis=1)) + top[:, 0] / t
+        return float(np.mean(lse - true_scores / t))
+
+    lo, hi = np.log(TEMPERATURE_RANGE[0]), np.log(TEMPERATURE_RANGE[1])
+    best = lo
+    for _ in range(rounds + 1):
+        points = np.linspace(lo, hi, grid)
+        best = float(points[int(np.argmin([nll(np.exp(p)) for p in points]))])
+        step = (hi - lo) / (grid - 1)
+        lo, hi = best - step, best + step
+    return float(np.exp(best))

@@ -53,15 +53,24 @@ def _word_frequency(kv):
 
 
 def gloss_vector(kv, synset) -> np.ndarray | None:
-    """Unit SIF-weighted mean of the definition's word vectors (Arora et al., 2017): frequent
-    words ("of", "a", "used") count for little without a stop list; None if no word has one."""
+    """:func:`text_vector` of ``synset``'s definition; None if no word of it has a vector."""
+    return text_vector(kv, synset.definition())
+
+
+def text_vector(kv, text: str) -> np.ndarray | None:
+    """Unit SIF-weighted mean of the word vectors of ``text`` (Arora et al., 2017): frequent
+    words ("of", "a", "used") count for little without a stop list; None if no word has one.
+
+    What a definition (``--label-text lemmas+gloss``) or a class description
+    (``--label-descriptions``) is embedded as.
+    """
     import numpy as np
 
     from wordnet.vectors.words import case_variants, unit
 
     freq = _word_frequency(kv)
     vecs, weights = [], []
-    for word in re.findall(r"[A-Za-z][A-Za-z'-]*", synset.definition()):
+    for word in re.findall(r"[A-Za-z][A-Za-z'-]*", text or ""):
         for t in case_variants(word):
             if t in kv.key_to_index:
                 i = kv.key_to_index[t]
