@@ -1,4 +1,4 @@
-"""What op determinism (`devise train`'s default, `--nondeterministic` turns it off) costs a phase-0 epoch.
+"""What op determinism (`devise train --deterministic`, on by default without a GPU) costs a phase-0 epoch.
 
 Workload: the generated emoji-sized images of ``train_epoch_times.py`` (CLASSES x PER_CLASS PNGs at
 64 px), MobileNetV2 (alpha 0.5) softmax over the classes, batch 32, the training pipeline with

@@ -20,6 +20,7 @@ LOSSES = LOSS_VARIANTS                                    # --loss
 STRATEGIES = ("auto", "mirrored", "multi-worker", "one")  # --strategy
 SCHEDULES = ("constant", "cosine")                         # --pretrain-schedule
 JIT_CHOICES = ("auto", "on", "off")                       # --jit-compile
+DETERMINISM_CHOICES = ("auto", "on", "off")               # --deterministic
 GPU_STEPS_PER_EXECUTION = 16  # --steps-per-execution 0 with a GPU: 16 steps per host call
 
 
@@ -88,8 +89,10 @@ class TrainConfig:
     tensorboard: str | None = setting(None, "Write TensorBoard logs.", metavar="DIR")
     run_eagerly: bool = setting(False, "Run Keras eagerly: no graph tracing (debugging, or a handful of images "
                                 "on a slow CPU).")
-    deterministic: bool = setting(True, "Deterministic TensorFlow ops: a run with the same --seed, data and machine "
-                                  "repeats exactly.", off_flag="nondeterministic")
+    deterministic: str = setting("auto", "Deterministic TensorFlow ops, so a run with the same --seed, data and "
+                                 "machine repeats exactly: on, off, or auto (on without a GPU; off with one, where "
+                                 "the input pipeline must run in parallel and some GPU kernels have no "
+                                 "deterministic version).", choices=DETERMINISM_CHOICES)
     steps_per_execution: int = setting(0, f"Training steps per host call (0: {GPU_STEPS_PER_EXECUTION} with a GPU, "
                                        "1 without).", min=0)
     jit_compile: str = setting("auto", "XLA-compile the training step (auto: Keras's choice, XLA on a single GPU "
@@ -97,6 +100,8 @@ class TrainConfig:
     top_k: list = setting(lambda: [1, 5], "Validation hit@k values.", cli=False)
 
     def validate(self) -> "TrainConfig":
+        if isinstance(self.deterministic, bool):  # bundles written before auto was the default
+            self.deterministic = "on" if self.deterministic else "off"
         checks = [
             (self.backbone in backbone_names(), f"--backbone must be one of {', '.join(backbone_names())}, "
                                                 f"got {self.backbone!r}"),
@@ -119,6 +124,8 @@ class TrainConfig:
                                                   f"got {self.augmentation!r}"),
             (self.steps_per_execution >= 0, f"--steps-per-execution must be >= 0, got {self.steps_per_execution}"),
             (self.jit_compile in JIT_CHOICES, f"--jit-compile must be auto, on or off, got {self.jit_compile!r}"),
+            (self.deterministic in DETERMINISM_CHOICES,
+             f"--deterministic must be auto, on or off, got {self.deterministic!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -136,6 +143,14 @@ class TrainConfig:
         import tensorflow as tf
 
         return GPU_STEPS_PER_EXECUTION if tf.config.list_logical_devices("GPU") else 1
+
+    def determinism(self) -> bool:
+        """Whether op determinism is on for this run: as set, or (auto) on unless a GPU is present."""
+        if self.deterministic != "auto":
+            return self.deterministic == "on"
+        import tensorflow as tf
+
+        return not tf.config.list_logical_devices("GPU")
 
     def jit(self):
         """``jit_compile`` for Keras's ``compile``."""

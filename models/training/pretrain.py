@@ -117,7 +117,7 @@ def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, ove
     log = FailureLog(on_new=reporter.failure)
     seconds: dict[str, float] = {}
     headers, manifests, recipe = scan_inputs(out, cfg, train, val, reporter)
-    with precision(cfg.mixed_precision), determinism(cfg.deterministic):
+    with precision(cfg.mixed_precision), determinism(cfg.determinism()):
         strategy = distribution_strategy(cfg.strategy)
         with strategy.scope():
             model = _build_or_restore(cfg, len(classes), out)

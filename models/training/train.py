@@ -153,7 +153,7 @@ def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resum
     log = FailureLog(on_new=reporter.failure)
     seconds: dict[str, float] = {}
     headers, manifests, recipe = scan_inputs(out, cfg, train, val, reporter)
-    with precision(cfg.mixed_precision), determinism(cfg.deterministic):
+    with precision(cfg.mixed_precision), determinism(cfg.determinism()):
         strategy = distribution_strategy(cfg.strategy)
         with strategy.scope():  # models, optimizers (built lazily in fit) and metrics all live in it
             model = _build_or_restore(cfg, vocab, out)

@@ -1,4 +1,4 @@
-"""A seeded CPU run repeats exactly (op determinism on, the default: `--nondeterministic` turns it off)."""
+"""A seeded CPU run repeats exactly (op determinism on: `--deterministic auto` without a GPU, or `on`)."""
 from __future__ import annotations
 
 import numpy as np
