@@ -72,7 +72,7 @@ def main():
 
     import keras
 
-    from models.data.pipeline import FailureLog, decode_all, image_dataset
+    from models.data.pipeline import FailureLog, decode_images, training_dataset
     from models.net.devise_model import DeviseModel
     from models.net.losses import HingeRankLoss
     from models.training.batchnorm import recompute_batchnorm_statistics
@@ -95,7 +95,7 @@ def main():
     out["build_s"] = time.perf_counter() - t
     log = FailureLog()
 
-    imgs = decode_all(paths, args.size, log, limit=1000)
+    imgs = decode_images(paths[:1000], args.size, log=log)[0]
     t = time.perf_counter()
     recompute_batchnorm_statistics(m.feature_extractor, imgs, batch_size=bs)
     out["bn_recompute_1000_s"] = time.perf_counter() - t
@@ -106,26 +106,26 @@ def main():
     out["feature_trace_s"] = time.perf_counter() - t
     cache = Path(args.root) / f"cache-{args.backbone}"
     t = time.perf_counter()
-    feats, idx = cached_features(fe, paths, image_size=args.size, batch_size=bs, cache_dir=cache, name="bench",
-                                 key=f"{time.time()}", log=log)
+    features = cached_features(fe, paths, image_size=args.size, batch_size=bs, cache_dir=cache, name="bench",
+                               key=f"{time.time()}", log=log, shuffle_seed=0)
     out["feature_pass_s"] = time.perf_counter() - t
 
     m.backbone.trainable = False
     head = m.head_on_features()
     head.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                  loss={"embedding": HingeRankLoss(vectors), "probs": "sparse_categorical_crossentropy"})
-    y = {"embedding": labels[idx], "probs": labels[idx]}
+    streamed = features.dataset(labels, bs, shuffle=True, drop_remainder=True)  # as phase 1 reads the cache
     t = time.perf_counter()
-    head.fit(feats, y, batch_size=bs, epochs=1, verbose=0)
+    head.fit(streamed, epochs=1, verbose=0)
     out["head_epoch1_incl_trace_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    head.fit(feats, y, batch_size=bs, epochs=1, verbose=0)
+    head.fit(streamed, epochs=1, verbose=0)
     out["head_epoch_cached_s"] = time.perf_counter() - t
 
     # phase 1 without the cache: frozen backbone + head over the decoded images, one epoch
     emb = m.embedder
     emb.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=HingeRankLoss(vectors))
-    ds = image_dataset(paths, labels, args.size, bs, log=log, shuffle=True)
+    ds = training_dataset(paths, labels, size=args.size, batch_size=bs, log=log, augment=False)
     t = time.perf_counter()
     emb.fit(ds.take(1), epochs=1, verbose=0)
     out["head_nocache_trace_s"] = time.perf_counter() - t
@@ -135,7 +135,7 @@ def main():
 
     def timed_fraction(model, compile_kwargs, name):
         model.compile(**compile_kwargs)
-        dsr = image_dataset(paths, labels, args.size, bs, log=log, shuffle=True, augment=True).repeat()
+        dsr = training_dataset(paths, labels, size=args.size, batch_size=bs, log=log).repeat()
         t0 = time.perf_counter()
         model.fit(dsr, steps_per_epoch=1, epochs=1, verbose=0)
         out[f"{name}_trace_s"] = time.perf_counter() - t0
@@ -158,9 +158,9 @@ def main():
     # phase 2 as devise trains it vs a plain model.fit on decoded arrays, alternating blocks
     model = m.embedder
     model.compile(optimizer=keras.optimizers.Adagrad(1e-3), loss=HingeRankLoss(vectors))
-    dsr = image_dataset(paths, labels, args.size, bs, log=log, shuffle=True, augment=True).repeat()
+    dsr = training_dataset(paths, labels, size=args.size, batch_size=bs, log=log).repeat()
     n_plain = min(n, bs * args.steps)
-    x_plain = decode_all(paths[:n_plain], args.size, log).astype(np.float32)
+    x_plain = decode_images(paths[:n_plain], args.size, log=log)[0].astype(np.float32)
     y_plain = labels[:len(x_plain)]
     devise_s, plain_s = [], []
     model.fit(dsr, steps_per_epoch=1, epochs=1, verbose=0)

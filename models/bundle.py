@@ -4,7 +4,8 @@ A bundle directory holds::
 
     model.keras     the DeviseModel (images -> {"embedding", "probs"}), weights included
     vocab.h5        the training Vocabulary (row order = softmax order = label indices)
-    config.json     every hyperparameter, data and vector provenance, versions, "complete"
+    config.json     every hyperparameter, data and vector provenance, versions, "complete",
+                    "preprocessing" (the augmentation recipe: how inference crops images)
     history.csv     one row per completed epoch: phase, epoch, loss, val hit@k ...
     checkpoints/    per-phase backups, best weights, feature caches, training state
 
@@ -35,6 +36,14 @@ VOCAB_FILE = "vocab.h5"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
 CHECKPOINT_DIR = "checkpoints"
+DEFAULT_RECIPE = "square"  # bundles written before recipes existed: the centre square
+
+
+def preprocessing_entry(recipe: str) -> dict:
+    """``config.json``'s ``preprocessing``: the recipe's name and its evaluation crop."""
+    from models.data.augment import get_recipe
+
+    return {"recipe": recipe, "eval_crop": get_recipe(recipe).eval_crop}
 
 
 @dataclass
@@ -79,6 +88,11 @@ class Bundle:
         return self._views["softmax"]
 
     @property
+    def recipe(self) -> str:
+        """The augmentation recipe training used (its evaluation view is what inference sees)."""
+        return str((self.config.get("preprocessing") or {}).get("recipe", DEFAULT_RECIPE))
+
+    @property
     def has_softmax(self) -> bool:
         return bool(self.config.get("softmax_trained"))
 
@@ -121,7 +135,7 @@ class Bundle:
             return
         log = FailureLog()
         infer = self._inference(softmax, len(paths), batch_size)
-        ds = inference_dataset(paths, self.image_size, batch_size, log=log)
+        ds = inference_dataset(paths, self.image_size, batch_size, log=log, recipe=self.recipe)
         nxt = 0  # first input position not yet accounted for
 
         def failed_upto(stop):

@@ -1,10 +1,12 @@
-"""Decoding one image file into RGB pixels, the same way for every command.
+"""Decoding one image file into RGB pixels with PIL, by the rules every command shares.
 
-Every image devise sees goes through :func:`load_image`, so training, prediction and
-evaluation agree on orientation (EXIF), colour handling (any PIL mode becomes RGB,
-transparency is flattened onto white, as the icons and emoji we train on are drawn on
-a transparent page) and geometry (centre square crop, then resize). A file that will
-not decode raises :class:`ImageError` naming the file; callers skip and count it.
+:func:`load_image` (one file, centre square, resized) and :func:`read_rgb` (the whole
+image) fix orientation (EXIF), colour handling (any PIL mode becomes RGB, transparency
+is flattened onto white, as the icons and emoji we train on are drawn on a transparent
+page) and what a bad file's one-line reason says. A file that will not decode raises
+:class:`ImageError` naming the file; callers skip and count it. The tf.data pipelines
+decode plain JPEG/PNG/GIF/BMP files with TensorFlow to the same pixels and hand PIL the
+rest (:mod:`models.data.headers` decides which).
 
 Nothing here imports TensorFlow; the tf.data pipelines live in :mod:`models.data.pipeline`,
 finding files and reading labelled datasets in :mod:`models.data.datasets`.
@@ -28,30 +30,61 @@ logging.getLogger("PIL").addHandler(logging.NullHandler())
 
 
 
-def load_image(path: str | Path, size: int) -> np.ndarray:
+def load_image(path: str | Path, size: int, crop: float = 1.0) -> np.ndarray:
     """Decode ``path`` into a ``(size, size, 3)`` uint8 RGB array.
 
     EXIF orientation is applied, the first frame of an animation is used, 16-bit and
     float images are rescaled to 8 bits, CMYK/palette/grey become RGB, alpha is
     composited onto white, and images larger than ``PIL.Image.MAX_IMAGE_PIXELS`` are
-    refused (decompression bombs). The centre square is resized to ``size``.
+    refused (decompression bombs). The centre square (its side ``crop`` times the short
+    side: :func:`centre_box`) is resized to ``size`` with PIL.
 
     Whatever the file holds, the only exception is :class:`ImageError` ("path: reason"):
     folders, FIFOs and devices are refused before reading (a FIFO would block forever),
     only the raster formats of :data:`DECODERS` are tried (never EPS, which PIL hands
     to Ghostscript), and any failure inside the decoder — the fuzz tests feed it
-    mutated files — becomes a one-line reason.
+    mutated files — becomes a one-line reason. The tf.data pipelines decode with
+    TensorFlow where they can and use :func:`read_rgb` (same rules, whole image) for the rest.
     """
+    return _square_resize(_read(path, size), size, crop)
+
+
+def read_rgb(path: str | Path, draft: int | None = None) -> np.ndarray:
+    """The whole image of ``path`` as an ``(h, w, 3)`` uint8 RGB array, by :func:`load_image`'s rules.
+
+    ``draft``: a big JPEG may be decoded at 1/2, 1/4 or 1/8 scale (DCT scaling, fast)
+    as long as both sides stay at least ``draft`` pixels.
+    """
+    img = _read(path, draft)
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.ndim != 3 or arr.shape[2] != 3:  # pragma: no cover - defensive
+        raise ImageError(f"{path}: unexpected decoded shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def centre_box(width: int, height: int, crop: float = 1.0) -> tuple[int, int, int, int]:
+    """``(left, top, right, bottom)`` of the centred square whose side is ``round(crop * short side)``.
+
+    The same arithmetic as :func:`models.data.augment.centre_window` (double precision,
+    round half to even, at least one pixel), so PIL and TensorFlow crop the same pixels.
+    """
+    short = min(width, height)
+    side = short if crop == 1 else min(max(int(round(short * crop)), 1), max(short, 1))
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def _read(path: str | Path, draft: int | None):
+    """Open, check and decode ``path`` into an RGB PIL image (every failure an :class:`ImageError`)."""
     from PIL import Image
 
     path = Path(path)
     try:
-        with _open_regular(path) as fh:
+        with open_regular(path) as fh:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # PIL warns about odd metadata it then ignores
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                rgb = _decode(fh, size)
-        return _square_resize(rgb, size)
+                return _decode(fh, draft)
     except ImageError as exc:
         raise ImageError(f"{path}: {exc}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -69,7 +102,7 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
 DECODERS = ("JPEG", "PNG", "GIF", "BMP", "DIB", "WEBP", "TIFF", "PPM", "ICO")
 
 
-def _open_regular(path: Path):
+def open_regular(path: Path):
     """Open ``path`` for reading, refusing anything that is not a regular file (ImageError reasons)."""
     import stat
 
@@ -96,7 +129,7 @@ def _open_regular(path: Path):
     return os.fdopen(fd, "rb")
 
 
-def _decode(fh, size: int):
+def _decode(fh, draft: int | None):
     """PIL work proper: open, first frame, fast JPEG draft, load, EXIF rotation, RGB."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -106,8 +139,8 @@ def _decode(fh, size: int):
         raise ImageError(_unidentified_reason(fh)) from None
     with img:
         img.seek(0)
-        if img.format in ("JPEG", "MPO"):  # MPO: multi-picture camera JPEGs
-            img.draft("RGB", (size, size))  # fast DCT downscale of big JPEGs
+        if draft and img.format in ("JPEG", "MPO"):  # MPO: multi-picture camera JPEGs
+            img.draft("RGB", (draft, draft))  # fast DCT downscale of big JPEGs
         img.load()
         img = ImageOps.exif_transpose(img)
         return _to_rgb(img)
@@ -177,14 +210,13 @@ def _to_rgb(img):
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
-def _square_resize(img, size: int) -> np.ndarray:
+def _square_resize(img, size: int, crop: float = 1.0) -> np.ndarray:
     from PIL import Image
 
     w, h = img.size
-    if w != h:
-        side = min(w, h)
-        left, top = (w - side) // 2, (h - side) // 2
-        img = img.crop((left, top, left + side, top + side))
+    box = centre_box(w, h, crop)
+    if box != (0, 0, w, h):
+        img = img.crop(box)
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     arr = np.asarray(img, dtype=np.uint8)

@@ -108,7 +108,11 @@ def hinge_rank_loss_numpy(embeddings, labels_idx, label_vectors, margin=0.1, ord
 
 @keras.saving.register_keras_serializable(package="devise")
 class HitAtK(keras.metrics.Mean):
-    """Fraction of samples whose true label is among the ``k`` labels nearest the embedding."""
+    """Fraction of samples whose true label is among the ``k`` labels nearest the embedding.
+
+    A sample with any non-finite score (a NaN or infinite embedding) is a miss: every
+    comparison with NaN is false, so its true label would otherwise rank first.
+    """
 
     def __init__(self, label_vectors, k: int = 1, name: str | None = None, **kwargs):
         super().__init__(name=name or f"hit_at_{k}", **kwargs)
@@ -120,7 +124,8 @@ class HitAtK(keras.metrics.Mean):
         scores, y = _scores(y_true, y_pred, self._labels)
         true_score = ops.take_along_axis(scores, ops.expand_dims(y, -1), axis=-1)
         rank = ops.sum(ops.cast(scores > true_score, "int32"), axis=-1)  # labels strictly better
-        hit = ops.cast(rank < self.k, "float32")
+        finite = ops.all(ops.isfinite(scores), axis=-1)
+        hit = ops.cast(ops.logical_and(rank < self.k, finite), "float32")
         return super().update_state(hit, sample_weight=sample_weight)
 
     def get_config(self):

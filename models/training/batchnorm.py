@@ -79,6 +79,6 @@ def recompute_batchnorm_statistics(model, images: np.ndarray, batch_size: int = 
             layer.trainable = trainable
     # the forward passes must not have touched any other weight
     for before, w in zip(weights_before, others):
-        if not np.array_equal(before, w.numpy()):  # pragma: no cover - defensive
+        if not np.array_equal(before, w.numpy(), equal_nan=True):  # pragma: no cover - defensive
             raise RuntimeError(f"BatchNorm recomputation changed weight {w.path}")
     return len(starts)

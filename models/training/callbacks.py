@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -99,8 +100,8 @@ class BestWeights(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         value = normalise_logs(logs).get(self.monitor)
-        if value is None:
-            return
+        if value is None or not math.isfinite(value) or nonfinite_weights(self.full_model):
+            return  # a NaN score or NaN weights are never "the best"
         state = load_state(self.state_path)
         best = state.get("best")
         if best is not None and value <= best["value"]:
@@ -108,6 +109,35 @@ class BestWeights(keras.callbacks.Callback):
         save_weights_atomic(self.full_model, self.weights_path)
         state["best"] = {"value": value, "metric": self.monitor, "phase": self.phase, "epoch": epoch + 1}
         save_state(self.state_path, state)
+
+
+def nonfinite_weights(model) -> list[str]:
+    """Paths of ``model``'s weights holding a NaN or an infinity (checked on the device, one bool each)."""
+    from keras import ops
+
+    bad = []
+    for w in model.weights:
+        if "float" in str(w.dtype) and not bool(ops.all(ops.isfinite(w.value))):
+            bad.append(getattr(w, "path", w.name))
+    return bad
+
+
+class FiniteWeights(keras.callbacks.Callback):
+    """Stop at the end of the first epoch that leaves a non-finite weight, before anything saves it.
+
+    Must come first among the callbacks: the backup, best-weights and history callbacks
+    of that epoch then never run, so the last good checkpoint is kept. ``on_bad(phase,
+    epoch, names)`` raises the user-facing error.
+    """
+
+    def __init__(self, full_model, phase: str, on_bad):
+        super().__init__()
+        self.full_model, self.phase, self.on_bad = full_model, phase, on_bad
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad = nonfinite_weights(self.full_model)
+        if bad:
+            self.on_bad(self.phase, epoch + 1, bad)
 
 
 class InterruptAfter(keras.callbacks.Callback):

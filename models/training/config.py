@@ -11,11 +11,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from models.data.augment import recipe_names
 from models.net.catalog import LOSS_VARIANTS, backbone_names
 from wordnet.base.errors import DeviseError
 
 LOSSES = LOSS_VARIANTS                                    # --loss
 STRATEGIES = ("auto", "mirrored", "multi-worker", "one")  # --strategy
+JIT_CHOICES = ("auto", "on", "off")                       # --jit-compile
+GPU_STEPS_PER_EXECUTION = 16  # --steps-per-execution 0 with a GPU: 16 steps per host call
 
 
 def setting(default, help: str = "", *, choices=None, min=None, max=None, max_open: bool = False,
@@ -48,7 +51,13 @@ class TrainConfig:
     batch_size: int = setting(32, "Global batch size (split across devices).", min=1, short="-b")
     val_split: float = setting(0.1, "Fraction of each class held out for validation (stratified, seeded).",
                                min=0, max=1, max_open=True)
-    augment: bool = setting(True, "Random flips and crops in phases 0 and 2.", off_flag="no-augment")
+    augment: bool = setting(True, "Augment training images in phases 0 and 2 (else: the evaluation view).",
+                            off_flag="no-augment")
+    augmentation: str = setting("auto", "Augmentation recipe and its evaluation crop: inception (photos: random "
+                                "resized crop, flip; centre 87.5 % at evaluation), square (small pre-cropped "
+                                "images: centre square, flip, padded random crop), auto (inception when most "
+                                "training images are larger than --image-size and not square).",
+                                choices=recipe_names())
     seed: int = setting(0, "Seed of the split, shuffling, augmentation and initialisation.", envvar="DEVISE_SEED")
     # phase 0: softmax pre-training of the backbone (paper's step 1)
     pretrain_epochs: int = setting(0, "Phase 0: softmax pre-training of the backbone.", min=0)
@@ -71,6 +80,10 @@ class TrainConfig:
     tensorboard: str | None = setting(None, "Write TensorBoard logs.", metavar="DIR")
     run_eagerly: bool = setting(False, "Run Keras eagerly: no graph tracing (debugging, or a handful of images "
                                 "on a slow CPU).")
+    steps_per_execution: int = setting(0, f"Training steps per host call (0: {GPU_STEPS_PER_EXECUTION} with a GPU, "
+                                       "1 without).", min=0)
+    jit_compile: str = setting("auto", "XLA-compile the training step (auto: Keras's choice, XLA on a single GPU "
+                               "without a distribution strategy).", choices=JIT_CHOICES)
     top_k: list = setting(lambda: [1, 5], "Validation hit@k values.", cli=False)
 
     def validate(self) -> "TrainConfig":
@@ -90,11 +103,27 @@ class TrainConfig:
             (self.strategy in STRATEGIES, f"--strategy must be {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}, "
                                           f"got {self.strategy!r}"),
             (self.hidden_units >= 1, "--hidden-units must be positive"),
+            (self.augmentation in recipe_names(), f"--augmentation must be one of {', '.join(recipe_names())}, "
+                                                  f"got {self.augmentation!r}"),
+            (self.steps_per_execution >= 0, f"--steps-per-execution must be >= 0, got {self.steps_per_execution}"),
+            (self.jit_compile in JIT_CHOICES, f"--jit-compile must be auto, on or off, got {self.jit_compile!r}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise DeviseError(message)
         return self
+
+    def steps_per_call(self) -> int:
+        """``steps_per_execution`` for Keras: as set, or (0) more than one with a GPU, one on CPU."""
+        if self.steps_per_execution or self.run_eagerly:
+            return max(1, self.steps_per_execution)
+        import tensorflow as tf
+
+        return GPU_STEPS_PER_EXECUTION if tf.config.list_logical_devices("GPU") else 1
+
+    def jit(self):
+        """``jit_compile`` for Keras's ``compile``."""
+        return {"auto": "auto", "on": True, "off": False}[self.jit_compile]
 
     def backbone_options(self) -> dict:
         return {"alpha": self.alpha} if self.alpha is not None else {}

@@ -23,7 +23,6 @@ beside it): a second run into the same folder is refused, not interleaved.
 from __future__ import annotations
 
 import glob
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,8 @@ from typing import Sequence
 import numpy as np
 
 from models import bundle as B
+from models.data.augment import get_recipe, resolve_recipe
+from models.data.headers import cached_scan, manifest_digest
 from models.data.pipeline import FailureLog
 from models.training.callbacks import load_state, remove_backup, save_state, save_weights_atomic
 from models.training.config import TrainConfig
@@ -70,6 +71,10 @@ class RunContext:
     reporter: Reporter
     extra_callbacks: list
     strategy: object
+    recipe: str = "square"                        # the resolved augmentation recipe
+    headers: dict = field(default_factory=dict)   # "train"/"val" -> ImageHeaders (which decoder reads each file)
+    manifests: dict = field(default_factory=dict)  # "train"/"val" -> manifest digest (cache keys)
+    last_phase: str | None = None
 
     @property
     def ckpt(self) -> Path:
@@ -80,7 +85,8 @@ class RunContext:
         return self.ckpt / "state.json"
 
     def steps(self, n: int) -> int:
-        return max(1, math.ceil(n / self.cfg.batch_size))
+        """Training steps per epoch for ``n`` images (full batches only)."""
+        return max(1, n // self.cfg.batch_size)
 
 
 def train_devise(
@@ -142,14 +148,19 @@ def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resum
     keras.utils.set_random_seed(cfg.seed)
     log = FailureLog(on_new=reporter.failure)
     seconds: dict[str, float] = {}
+    headers, manifests = _scan(out, {"train": train, "val": val})
+    recipe = resolve_recipe(cfg.augmentation, headers["train"].widths, headers["train"].heights, cfg.image_size)
+    if cfg.augmentation == "auto":
+        reporter.message(f"augmentation: {recipe} ({get_recipe(recipe).description})")
     with precision(cfg.mixed_precision):
         strategy = distribution_strategy(cfg.strategy)
         with strategy.scope():  # models, optimizers (built lazily in fit) and metrics all live in it
             model = _build_or_restore(cfg, vocab, out)
-            ctx = RunContext(cfg, vocab, out, model, train, val, log, reporter, list(callbacks or []), strategy)
+            ctx = RunContext(cfg, vocab, out, model, train, val, log, reporter, list(callbacks or []), strategy,
+                             recipe=recipe, headers=headers, manifests=manifests)
             best = _run_steps(ctx, seconds)
     _write_config(out, cfg, vocab, provenance, train, val, complete=True, log=log, best=best, seconds=seconds,
-                  softmax_trained=bool(cfg.pretrain_epochs or cfg.head_epochs))
+                  softmax_trained=bool(cfg.pretrain_epochs or cfg.head_epochs), recipe=recipe)
     return TrainResult(out, len(train) - _count_failed(train, log), len(val) - _count_failed(val, log),
                        len(vocab), log.items(), seconds, best, model)
 
@@ -169,6 +180,7 @@ def _run_steps(ctx: RunContext, seconds: dict) -> dict | None:
         PHASES[step](ctx)
         seconds[step] = time.perf_counter() - t0
         _mark_done(ctx, step)
+        ctx.last_phase = step
     t0 = time.perf_counter()
     best = finish(ctx)
     seconds["finish"] = time.perf_counter() - t0
@@ -189,6 +201,20 @@ def _check_items(items, vocab: Vocabulary, what: str = "training") -> None:
 def _wanted(cfg: TrainConfig, step: str) -> bool:
     return {"pretrain": cfg.pretrain_epochs > 0, "batchnorm": cfg.bn_images > 0,
             "head": cfg.head_epochs > 0, "finetune": cfg.finetune_epochs > 0}[step]
+
+
+def _scan(out: Path, sets: dict) -> tuple[dict, dict]:
+    """Header scans (which decoder reads each file) and manifest digests of the training and validation sets.
+
+    Each scan is cached in ``checkpoints/`` under its manifest digest, so a resumed run
+    (or a later phase) reads no header twice.
+    """
+    headers, manifests = {}, {}
+    for name, items in sets.items():
+        paths = [str(p) for p, _ in items]
+        manifests[name] = manifest_digest(paths, [int(lbl) for _, lbl in items])
+        headers[name] = cached_scan(paths, out / B.CHECKPOINT_DIR / f"headers-{name}.npz", manifests[name])
+    return headers, manifests
 
 
 def _count_failed(items, log: FailureLog) -> int:
@@ -240,7 +266,17 @@ def _start_bundle(out: Path, cfg, vocab, provenance, train, val) -> None:
 
 
 def _mark_done(ctx: RunContext, step: str) -> None:
-    """Save the full model after ``step``, then record it (older step weights are removed)."""
+    """Save the full model after ``step``, then record it (older step weights are removed).
+
+    A step that left a non-finite weight is not recorded: the error names it, and the
+    previous step's checkpoint stays the one ``--resume`` starts from.
+    """
+    from models.training.callbacks import nonfinite_weights
+    from models.training.phases import not_finite
+
+    bad = nonfinite_weights(ctx.model)
+    if bad:
+        not_finite(step, None, bad)
     name = f"after-{step}.weights.h5"
     save_weights_atomic(ctx.model, ctx.ckpt / name)
     state = load_state(ctx.state_path)
@@ -254,7 +290,7 @@ def _mark_done(ctx: RunContext, step: str) -> None:
 
 
 def _write_config(out, cfg, vocab, provenance, train, val, *, complete, log=None, best=None, seconds=None,
-                  softmax_trained=False) -> None:
+                  softmax_trained=False, recipe=None) -> None:
     import keras
     import tensorflow as tf
 
@@ -265,6 +301,7 @@ def _write_config(out, cfg, vocab, provenance, train, val, *, complete, log=None
         "softmax_trained": softmax_trained,
         "backbone": cfg.backbone,
         "image_size": cfg.image_size,
+        "preprocessing": B.preprocessing_entry(recipe) if recipe else None,
         "embedding_dim": vocab.dim,
         "classes": len(vocab),
         "hyperparameters": cfg.to_dict(),

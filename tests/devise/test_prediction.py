@@ -40,9 +40,9 @@ def env(tmp_path_factory):
 
 
 def reference(bundle, paths):
-    from models.data.images import load_image
+    from models.data.pipeline import decode_images
 
-    x = np.stack([load_image(p, 32) for p in paths]).astype(np.float32)
+    x = decode_images(paths, 32)[0].astype(np.float32)
     return np.asarray(bundle.full(x, training=False)["embedding"])
 
 
@@ -58,9 +58,10 @@ def test_run_batches_streams_input_order_without_building_sub_models(env, monkey
     pieces = list(bundle.run_batches(paths, batch_size=2))
     covered = [p for piece in pieces for p in sorted(piece.paths + [f for f, _ in piece.failures])]
     assert covered == paths  # every input exactly once, in order
-    # batches of 2 paths, failures dropped from their batch; a last piece carries the trailing failure only
-    assert [len(p.paths) for p in pieces] == [1, 2, 1, 0]
-    assert pieces[0].failures == [] and pieces[1].failures == [(paths[1], "not an image PIL can read")]
+    # batches of 2 decoded images, each piece with the failures before its last image; a last piece carries
+    # the trailing failure only
+    assert [len(p.paths) for p in pieces] == [2, 2, 0]
+    assert pieces[0].failures == [(paths[1], "not an image PIL can read")] and pieces[1].failures == []
     assert [f for f, _ in pieces[-1].failures] == [paths[5]]
     good = [p for p in paths if "bad" not in p.name]
     emb = np.concatenate([p.embeddings for p in pieces])

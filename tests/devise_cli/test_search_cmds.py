@@ -4,7 +4,7 @@ The untrained backbone shrinks activations to ~1e-11, so the fixture rescales th
 the hidden layer's kernel is multiplied up and its BatchNorm statistics are set to those
 of the test images, which spreads the embeddings over the sphere. Expected rankings are
 NumPy cosine rankings of embeddings computed by calling the Keras embedder directly on
-``load_image`` pixels, against word vectors from the session's tiny KeyedVectors.
+``decode_images`` pixels, against word vectors from the session's tiny KeyedVectors.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def env(tiny_kv, tiny_kv_file, tmp_path_factory):
     import keras
 
     import models.bundle
-    from models.data.images import load_image
+    from models.data.pipeline import decode_images
     from wordnet.vocab import Vocabulary
 
     keras.utils.set_random_seed(0)
@@ -66,7 +66,7 @@ def env(tiny_kv, tiny_kv_file, tmp_path_factory):
     hidden, bn = model.get_layer("head_hidden"), model.get_layer("head_bn")
     kernel, bias = hidden.get_weights()
     hidden.set_weights([kernel * 1e10, bias])
-    pixels = np.stack([load_image(p, 32) for p in imgs]).astype(np.float32)
+    pixels = decode_images(imgs, 32)[0].astype(np.float32)
     acts = np.asarray(keras.Model(model.inputs, hidden.output)(pixels, training=False))
     gamma, beta, _, _ = bn.get_weights()
     bn.set_weights([gamma, beta, acts.mean(0), acts.var(0) + 1e-6])
@@ -84,7 +84,7 @@ def env(tiny_kv, tiny_kv_file, tmp_path_factory):
 
     def reference(paths):
         """Embeddings straight from the Keras embedder, unit rows."""
-        x = np.stack([load_image(p, 32) for p in paths]).astype(np.float32)
+        x = decode_images(paths, 32)[0].astype(np.float32)
         e = np.asarray(memoised(bundle).model(x, training=False), np.float32)
         return e / np.linalg.norm(e, axis=1, keepdims=True)
 

@@ -1,4 +1,5 @@
-"""models.data.images (PIL decoding, dataset scanning, splits) and models.data.pipeline (tf.data)."""
+"""models.data.images (PIL decoding) and models.data.datasets (finding files, datasets, splits); the tf.data
+pipelines are tested in test_pipeline.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -136,29 +137,3 @@ def test_stratified_split_is_seeded_and_keeps_every_class():
     assert stratified_split(items, 0.25, seed=8) != (train, val)
     with pytest.raises(DatasetError, match=r"--val-split must be in \[0, 1\)"):
         stratified_split(items, 1.0)
-
-
-def test_pipeline_skips_and_reports_each_bad_file_once(tmp_path):
-    pytest.importorskip("tensorflow")
-    from models.data.pipeline import FailureLog, image_dataset
-
-    good = [_png(tmp_path / f"{i}.png", colour=(i * 40, 0, 0)) for i in range(5)]
-    bad = tmp_path / "bad.png"
-    bad.write_bytes(b"nope")
-    paths = good[:2] + [bad] + good[2:]
-    seen = []
-    log = FailureLog(on_new=lambda p, r: seen.append((p, r)))
-    ds = image_dataset(paths, list(range(6)), 8, 4, log=log, with_index=True)
-    for _ in range(2):  # two epochs: the failure is reported once
-        batches = list(ds)
-    xs = np.concatenate([b[0].numpy() for b in batches])
-    labels = np.concatenate([b[1].numpy() for b in batches])
-    idx = np.concatenate([b[2].numpy() for b in batches])
-    assert xs.shape == (5, 8, 8, 3) and xs.dtype == np.float32
-    assert list(idx) == [0, 1, 3, 4, 5] and list(labels) == [0, 1, 3, 4, 5]
-    assert xs[3, 0, 0, 0] == 120.0
-    assert seen == [(str(bad), "not an image PIL can read")]
-    assert len(log) == 1
-    aug = image_dataset(good, [0] * 5, 8, 5, log=log, augment=True, shuffle=True, seed=1)
-    x_aug, _ = next(iter(aug))
-    assert x_aug.shape == (5, 8, 8, 3)

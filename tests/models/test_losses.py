@@ -113,3 +113,21 @@ def test_hit_at_k_matches_numpy(problem):
         assert float(metric.result()) == pytest.approx(np.mean(ranks < k))
         assert metric.name == f"hit_at_{k}"
         assert HitAtK.from_config(metric.get_config()).k == k
+
+
+def test_hit_at_k_counts_non_finite_scores_as_misses():
+    """A NaN embedding compares false with everything: without the finite check its label would rank first."""
+    rng = np.random.default_rng(0)
+    labels = rng.normal(size=(1000, 16)).astype(np.float32)
+    y = rng.integers(0, 1000, size=8)
+    nan = np.full((8, 16), np.nan, np.float32)
+    for k in (1, 5):
+        metric = HitAtK(labels, k)
+        metric.update_state(y, nan)
+        assert float(metric.result()) == 0.0
+    mixed = labels[y].copy()  # perfect embeddings...
+    mixed[:3] = np.nan  # ...but three of them NaN, one with an infinity
+    mixed[3, 0] = np.inf
+    metric = HitAtK(labels, 1)
+    metric.update_state(y, mixed)
+    assert float(metric.result()) == pytest.approx(4 / 8)

@@ -11,7 +11,7 @@ from PIL import Image
 keras = pytest.importorskip("keras")
 
 from models.bundle import load_bundle, prepare_output  # noqa: E402
-from models.data.images import load_image  # noqa: E402
+from models.data.pipeline import decode_images  # noqa: E402
 from models.training.callbacks import InterruptAfter  # noqa: E402
 from models.training.config import TrainConfig  # noqa: E402
 from models.training.train import train_devise  # noqa: E402
@@ -104,8 +104,10 @@ def test_head_run_writes_a_complete_bundle_and_resumes_without_losing_epochs(tra
 
 
 def test_phases_0_to_2_and_resume_inside_finetune(tmp_path):
+    """Also: an explicit recipe is recorded and used by the bundle; several steps per host call."""
     items = make_dataset(tmp_path / "data")
-    cfg = tiny_config(pretrain_epochs=1, head_epochs=1, finetune_epochs=2)
+    cfg = tiny_config(pretrain_epochs=1, head_epochs=1, finetune_epochs=2, augmentation="inception",
+                      steps_per_execution=2)
     with pytest.raises(KeyboardInterrupt):
         train_devise(items, make_vocab(), tmp_path / "run", cfg, callbacks=[InterruptAfter("finetune", 1)])
     result = train_devise(items, make_vocab(), tmp_path / "run", cfg, resume=True)
@@ -113,8 +115,11 @@ def test_phases_0_to_2_and_resume_inside_finetune(tmp_path):
     assert [(r["phase"], r["epoch"]) for r in rows] == [
         ("pretrain", "1"), ("head", "1"), ("finetune", "1"), ("finetune", "2")]
     assert rows[0]["val_accuracy"] != "" and rows[3]["val_hit_at_1"] != ""
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["preprocessing"] == {"recipe": "inception", "eval_crop": 0.875}
     bundle = load_bundle(result.path)
-    x = np.stack([load_image(p, 32) for p, _ in items[:-1]]).astype(np.float32)
+    assert bundle.recipe == "inception"
+    x = decode_images([p for p, _ in items[:-1]], 32, recipe="inception")[0].astype(np.float32)
     out = bundle.run([p for p, _ in items], softmax=True)
     np.testing.assert_allclose(out.embeddings, np.asarray(result.model.embedder(x, training=False)), atol=5e-4)
     assert out.probs.shape == (16, 4) and bundle.softmax is not None
@@ -131,7 +136,7 @@ def test_reloaded_bundle_gives_the_same_embeddings(trained):
     # the file starts with a PNG signature, so the reason says what broke (issue 7: load_image's messages)
     assert out.failures == [(paths[-1], "damaged PNG file (broken PNG file (chunk b'ken'))")]
     assert ticks[-1] == (17, 17)
-    images = np.stack([load_image(p, 32) for p in paths[:-1]]).astype(np.float32)
+    images = decode_images(paths[:-1], 32)[0].astype(np.float32)
     want = np.asarray(result.model.embedder(images, training=False))
     np.testing.assert_allclose(out.embeddings, want, atol=5e-4)
     np.testing.assert_allclose(np.linalg.norm(out.embeddings, axis=1), 1.0, atol=1e-4)
@@ -139,6 +144,36 @@ def test_reloaded_bundle_gives_the_same_embeddings(trained):
     np.testing.assert_allclose(out.probs.sum(1), 1.0, atol=1e-4)
     np.testing.assert_allclose(np.asarray(bundle.model(images[:2])), want[:2], atol=5e-4)
     assert bundle.softmax is not None
+
+
+def test_steps_per_execution_and_jit_settings(monkeypatch):
+    assert tiny_config(run_eagerly=False).steps_per_call() == 1  # no GPU here
+    assert tiny_config(steps_per_execution=8).steps_per_call() == 8
+    import tensorflow as tf
+
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: ["gpu"] if kind == "GPU" else [])
+    assert tiny_config(run_eagerly=False).steps_per_call() == 16
+    assert [tiny_config(jit_compile=j).jit() for j in ("auto", "on", "off")] == ["auto", True, False]
+    from wordnet.base.errors import DeviseError
+
+    with pytest.raises(DeviseError, match="--augmentation must be one of auto, inception, square"):
+        tiny_config(augmentation="cifar").validate()
+
+
+def test_best_weights_never_keeps_a_non_finite_score(tmp_path):
+    from models.training.callbacks import BestWeights
+    from tests.tiny import tiny_model
+
+    model = tiny_model()
+    best = BestWeights(model, tmp_path / "best.weights.h5", tmp_path / "state.json", "head", "val_hit_at_1")
+    best.on_epoch_end(0, {"val_embedding_hit_at_1": float("nan")})
+    assert not (tmp_path / "best.weights.h5").exists()
+    best.on_epoch_end(1, {"val_embedding_hit_at_1": 0.25})
+    assert json.loads((tmp_path / "state.json").read_text())["best"]["epoch"] == 2
+    layer = model.get_layer("head_projection")
+    layer.kernel.assign(np.full(layer.kernel.shape, np.nan, np.float32))
+    best.on_epoch_end(2, {"val_embedding_hit_at_1": 1.0})  # a perfect score from NaN weights: refused
+    assert json.loads((tmp_path / "state.json").read_text())["best"]["epoch"] == 2
 
 
 def test_bad_training_sets(tmp_path):
@@ -215,3 +250,56 @@ def test_bad_input_leaves_no_output_folder(tmp_path):
     with pytest.raises(DatasetError):
         train_devise(items[:1], make_vocab(), tmp_path / "never", tiny_config())
     assert not (tmp_path / "never").exists()
+
+
+class PoisonAt(keras.callbacks.Callback):
+    """Turn one head weight NaN during epoch ``epoch`` of ``phase`` (what an empty replica's BatchNorm did)."""
+
+    def __init__(self, phase, epoch, model_ref):
+        super().__init__()
+        self.phase, self.epoch, self.model_ref = phase, epoch, model_ref
+        self.current_phase, self._epoch = None, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current_phase == self.phase and self._epoch == self.epoch:
+            layer = self.model.get_layer("head_bn")
+            gamma = layer.gamma
+            gamma.assign(np.full(gamma.shape, np.nan, np.float32))
+
+
+def test_non_finite_weights_stop_the_phase_and_keep_the_last_good_checkpoint(tmp_path):
+    from models.training.callbacks import nonfinite_weights
+    from wordnet.base.errors import DeviseError
+
+    items = make_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    with pytest.raises(DeviseError) as err:
+        train_devise(items, make_vocab(), out, tiny_config(head_epochs=3), callbacks=[PoisonAt("head", 2, None)])
+    assert str(err.value) == (
+        "training produced non-finite weights in the head phase (epoch 2): head_bn/gamma; nothing after the last good "
+        "checkpoint was kept; --resume retries from the last good checkpoint with the stored settings, or start "
+        "again with a lower --head-lr (--overwrite)")
+    assert not (out / "model.keras").exists()
+    assert [r["epoch"] for r in read_history(out / "history.csv")] == ["1"]  # epoch 2 was never recorded
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert state["best"]["epoch"] == 1 and "head" not in state["done"]
+    backup = json.loads((out / "checkpoints" / "backup-head" / "training_metadata.json").read_text())
+    assert backup["epoch"] == 1
+    for name in ("best.weights.h5", f"backup-head/{backup['weights']}"):
+        assert weights_file_is_finite(out / "checkpoints" / name)
+    result = train_devise(items, make_vocab(), out, tiny_config(head_epochs=3), resume=True)  # from epoch 1 on
+    assert [r["epoch"] for r in read_history(out / "history.csv")] == ["1", "2", "3"]
+    assert nonfinite_weights(result.model) == []
+
+
+def weights_file_is_finite(path) -> bool:
+    import h5py
+
+    arrays = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: arrays.append(obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    floats = [a for a in arrays if np.issubdtype(np.asarray(a).dtype, np.floating)]
+    return len(floats) > 10 and all(np.isfinite(a).all() for a in floats)
