@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 OUT="${DEVISE_POOL_DIR:-runs/pool}"
 ICONIFY_VERSION="${DEVISE_ICONIFY_VERSION:-2.2.535}"  # the version the shipped backbone was trained on
 EPOCHS="${DEVISE_PRETRAIN_EPOCHS:-20}"
-STYLE="${DEVISE_PRETRAIN_STYLE:-all}"
+STYLE="${DEVISE_PRETRAIN_STYLE:-crop,recolour,grey,blur,outline}"  # the shipped backbone's
 NAME=devise-pool-64
 mkdir -p "$OUT"
 complete() { python -c "import json,sys; sys.exit(0 if json.load(open('$1/config.json')).get('complete') else 1)" 2>/dev/null; }
