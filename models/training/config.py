@@ -84,6 +84,9 @@ class TrainConfig:
                                        "1 without).", min=0)
     jit_compile: str = setting("auto", "XLA-compile the training step (auto: Keras's choice, XLA on a single GPU "
                                "without a distribution strategy).", choices=JIT_CHOICES)
+    decode_workers: int = setting(0, "Image decoding processes of the TF-free input path (Keras backends other "
+                                  "than TensorFlow); 0: one per CPU core but one, at most 16.", min=0,
+                                  envvar="DEVISE_DECODE_WORKERS")
     top_k: list = setting(lambda: [1, 5], "Validation hit@k values.", cli=False)
 
     def validate(self) -> "TrainConfig":
@@ -106,6 +109,7 @@ class TrainConfig:
             (self.augmentation in recipe_names(), f"--augmentation must be one of {', '.join(recipe_names())}, "
                                                   f"got {self.augmentation!r}"),
             (self.steps_per_execution >= 0, f"--steps-per-execution must be >= 0, got {self.steps_per_execution}"),
+            (self.decode_workers >= 0, f"--decode-workers must be >= 0, got {self.decode_workers}"),
             (self.jit_compile in JIT_CHOICES, f"--jit-compile must be auto, on or off, got {self.jit_compile!r}"),
         ]
         for ok, message in checks:
@@ -117,9 +121,9 @@ class TrainConfig:
         """``steps_per_execution`` for Keras: as set, or (0) more than one with a GPU, one on CPU."""
         if self.steps_per_execution or self.run_eagerly:
             return max(1, self.steps_per_execution)
-        import tensorflow as tf
+        from models.training.distribute import gpu_count
 
-        return GPU_STEPS_PER_EXECUTION if tf.config.list_logical_devices("GPU") else 1
+        return GPU_STEPS_PER_EXECUTION if gpu_count() else 1
 
     def jit(self):
         """``jit_compile`` for Keras's ``compile``."""

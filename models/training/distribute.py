@@ -25,6 +25,26 @@ def precision(mixed: bool):
         keras.config.set_dtype_policy(previous)
 
 
+def gpu_count() -> int:
+    """GPUs this process sees, on whichever Keras backend runs."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return len(tf.config.list_logical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return sum(1 for d in jax.local_devices() if d.platform == "gpu")
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.device_count()
+    return 0
+
+
 def distribution_strategy(name: str):
     """A ``tf.distribute`` strategy: auto = mirrored over all GPUs when there are several."""
     import keras

@@ -75,10 +75,22 @@ def _compile(ctx, model, **kwargs) -> None:
 def _fit(ctx, model, phase: str, x, *, epochs: int, steps: int, monitor: str | None = None, **kwargs):
     import warnings
 
-    with warnings.catch_warnings():  # our datasets end each epoch by design (their length is not known ahead)
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        history = model.fit(x, epochs=epochs, callbacks=_callbacks(ctx, phase, epochs, steps, monitor), verbose=0,
-                            shuffle=False, **kwargs)
+    from models.data.pil_pipeline import EpochSync, build_before_fit
+
+    callbacks = _callbacks(ctx, phase, epochs, steps, monitor)
+    datasets = [d for d in (x, kwargs.get("validation_data")) if hasattr(d, "set_epoch")]
+    if datasets:  # PyDatasets (backends other than TensorFlow): the epoch comes from fit, first
+        callbacks.insert(0, EpochSync(*datasets))
+        if hasattr(x, "zeros_batch"):
+            build_before_fit(model, x)
+    try:
+        with warnings.catch_warnings():  # our datasets end each epoch by design (their length is not known ahead)
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            history = model.fit(x, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False, **kwargs)
+    finally:
+        for d in datasets:
+            if hasattr(d, "close"):
+                d.close()
     losses = history.history.get("loss", [])
     if losses and not np.isfinite(losses[-1]):
         shutil.rmtree(ctx.ckpt / f"backup-{phase}", ignore_errors=True)  # never resume from NaN weights
@@ -118,16 +130,28 @@ def _usable(ctx, items) -> int:
 
 
 def _train_images(ctx):
+    from models.data.pil_pipeline import TrainingImages, uses_tf_data
+
     paths, labels = _split(ctx.train)
-    return training_dataset(paths, labels, size=ctx.cfg.image_size, batch_size=batch_for(ctx, _usable(ctx, ctx.train)),
+    batch = batch_for(ctx, _usable(ctx, ctx.train))
+    if not uses_tf_data():
+        return TrainingImages(paths, labels, size=ctx.cfg.image_size, batch_size=batch, log=ctx.log,
+                              recipe=ctx.recipe, augment=ctx.cfg.augment, seed=ctx.cfg.seed,
+                              workers=ctx.cfg.decode_workers)
+    return training_dataset(paths, labels, size=ctx.cfg.image_size, batch_size=batch,
                             log=ctx.log, recipe=ctx.recipe, augment=ctx.cfg.augment, headers=ctx.headers["train"],
                             seed=ctx.cfg.seed)
 
 
 def _val_images(ctx):
+    from models.data.pil_pipeline import EvaluationImages, uses_tf_data
+
     if not ctx.val:
         return None
     paths, labels = _split(ctx.val)
+    if not uses_tf_data():
+        return EvaluationImages(paths, labels, size=ctx.cfg.image_size, batch_size=ctx.cfg.batch_size, log=ctx.log,
+                                recipe=ctx.recipe, workers=ctx.cfg.decode_workers)
     return evaluation_dataset(paths, labels, size=ctx.cfg.image_size, batch_size=ctx.cfg.batch_size, log=ctx.log,
                               recipe=ctx.recipe, headers=ctx.headers["val"], replicas=replicas(ctx))
 
@@ -168,8 +192,15 @@ def batchnorm(ctx) -> None:
         chosen = np.sort(np.random.default_rng(cfg.seed).choice(len(paths), size=cfg.bn_images, replace=False))
     headers = ctx.headers["train"]
     sample = headers.subset(chosen)
-    images = [x.numpy() for x, _ in inference_dataset([paths[i] for i in chosen], cfg.image_size, 64, log=ctx.log,
-                                                       recipe=ctx.recipe, headers=sample)]
+    from models.data.pil_pipeline import inference_batches, uses_tf_data
+
+    chosen_paths = [paths[i] for i in chosen]
+    if uses_tf_data():
+        images = [x.numpy() for x, _ in inference_dataset(chosen_paths, cfg.image_size, 64, log=ctx.log,
+                                                           recipe=ctx.recipe, headers=sample)]
+    else:
+        images = [x for x, _ in inference_batches(chosen_paths, cfg.image_size, 64, log=ctx.log, recipe=ctx.recipe,
+                                                  workers=cfg.decode_workers)]
     images = np.concatenate(images) if images else np.zeros((0, cfg.image_size, cfg.image_size, 3), np.uint8)
     headers.kinds[chosen] = sample.kinds  # files found to need PIL stay marked
     batches = recompute_batchnorm_statistics(ctx.model.feature_extractor, images,
@@ -190,7 +221,8 @@ def _features(ctx, items, name: str, digest: str, *, shuffle: bool, extractor=No
                             batch_size=cfg.batch_size,
                             cache_dir=ctx.ckpt / "features", name=name, key=key, log=ctx.log, recipe=ctx.recipe,
                             headers=ctx.headers[which], strategy=ctx.strategy,
-                            shuffle_seed=cfg.seed if shuffle else None, progress=update)
+                            shuffle_seed=cfg.seed if shuffle else None, progress=update,
+                            workers=cfg.decode_workers)
     return cache, labels
 
 
@@ -262,8 +294,10 @@ def refit_softmax(ctx) -> None:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        softmax.fit(cache.dataset(labels, batch, shuffle=True, seed=cfg.seed, drop_remainder=True,
-                                  outputs=("probs",)), epochs=max(1, cfg.head_epochs), verbose=0, shuffle=False)
+        from models.data.pil_pipeline import EpochSync
+
+        data = cache.dataset(labels, batch, shuffle=True, seed=cfg.seed, drop_remainder=True, outputs=("probs",))
+        softmax.fit(data, epochs=max(1, cfg.head_epochs), verbose=0, shuffle=False, callbacks=[EpochSync(data)])
     bad = nonfinite_weights(ctx.model)
     if bad:
         not_finite("head", None, bad)

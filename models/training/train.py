@@ -292,7 +292,6 @@ def _mark_done(ctx: RunContext, step: str) -> None:
 def _write_config(out, cfg, vocab, provenance, train, val, *, complete, log=None, best=None, seconds=None,
                   softmax_trained=False, recipe=None) -> None:
     import keras
-    import tensorflow as tf
 
     from wordnet.base.version import __version__
 
@@ -312,7 +311,20 @@ def _write_config(out, cfg, vocab, provenance, train, val, *, complete, log=None
                  "failures": [{"path": p, "reason": r} for p, r in (log.items() if log else [])][:1000]},
         "best": best,
         "seconds": {k: round(v, 2) for k, v in (seconds or {}).items()},
-        "versions": {"devise": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-                     "numpy": np.__version__},
+        "versions": {"devise": __version__, "keras": keras.__version__, "backend": keras.backend.backend(),
+                     **_engine_versions(), "numpy": np.__version__},
     }
     B.write_config(out, config)
+
+
+def _engine_versions() -> dict:
+    """``{engine: version}`` of the Keras backend that trained (tensorflow, jax or torch)."""
+    import importlib
+
+    import keras
+
+    name = keras.backend.backend()
+    try:
+        return {name: importlib.import_module(name).__version__}
+    except (ImportError, AttributeError):  # pragma: no cover - numpy/openvino backends
+        return {}
