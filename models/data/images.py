@@ -62,11 +62,11 @@ def load_window(path: str | Path, size: int, window, draft: int | None = None) -
     w, h = img.size
     top, left, ch, cw = (int(v) for v in window((h, w)))
     box = (left, top, left + cw, top + ch)
-    if box == (0, 0, w, h) and img.size == (size, size):
-        arr = np.asarray(img, dtype=np.uint8)
-    else:
-        arr = np.asarray(img.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=3.0),
-                         dtype=np.uint8)
+    if box != (0, 0, w, h):  # crop, then resize: load_image's arithmetic, so centre windows give its pixels
+        img = img.crop(box)
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    arr = np.asarray(img, dtype=np.uint8)
     if arr.shape != (size, size, 3):  # pragma: no cover - defensive
         raise ImageError(f"{path}: unexpected decoded shape {arr.shape}")
     return np.ascontiguousarray(arr)

@@ -60,7 +60,10 @@ def uses_tf_data() -> bool:
 
 
 def decode_workers(requested: int = 0) -> int:
-    """Decoding processes: ``requested``, or (0) one per CPU core but one, at least 1 and at most 16."""
+    """``--decode-workers``: ``requested`` processes, or (0) one per CPU core but one, at least 1 and at most 16.
+
+    (The datasets below take the resolved count, where 0 means decoding in the calling process.)
+    """
     if requested > 0:
         return requested
     return max(1, min(MAX_WORKERS, (os.cpu_count() or 2) - 1))
@@ -154,7 +157,6 @@ class _Images(keras.utils.PyDataset):
     """What the image PyDatasets share: paths, known-bad files, the failure folder, worker settings."""
 
     def __init__(self, paths, labels, *, size: int, recipe: str, log, workers: int):
-        workers = decode_workers(workers)
         if workers > 0:
             use_forkserver()
         super().__init__(workers=workers, use_multiprocessing=workers > 0, max_queue_size=max(4, 2 * workers))
@@ -325,15 +327,14 @@ def inference_batches(paths: Sequence[str | Path], size: int, batch_size: int, *
 
     Files that fail are left out of their batch (a batch can be smaller, or empty) and go
     to ``log`` before the batch is delivered; known-bad files (in ``log``) are not read.
-    Decoded in ``workers`` processes (0: :func:`decode_workers`).
+    Decoded in ``workers`` processes (0: in this process).
     """
     paths = [str(p) for p in paths]
     keep = [i for i, p in enumerate(paths) if p not in log]
     tasks = [([paths[i] for i in keep[s:s + batch_size]], keep[s:s + batch_size], size, recipe)
              for s in range(0, len(keep), batch_size)]
-    workers = decode_workers(workers)
     pool = None
-    if workers > 1 and len(tasks) > 1:
+    if workers > 0 and len(tasks) > 1:
         use_forkserver()
         pool = multiprocessing.Pool(min(workers, len(tasks)))
         results = pool.imap(_decode_batch, tasks)

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from models import bundle as B
+from models.data.pil_pipeline import (EpochSync, EvaluationImages, TrainingImages, build_before_fit, decode_workers,
+                                      inference_batches, uses_tf_data)
 from models.data.pipeline import evaluation_dataset, inference_dataset, training_dataset
 from models.net.losses import HingeRankLoss, HitAtK
 from models.training.batchnorm import batchnorm_layers, recompute_batchnorm_statistics
@@ -75,8 +77,6 @@ def _compile(ctx, model, **kwargs) -> None:
 def _fit(ctx, model, phase: str, x, *, epochs: int, steps: int, monitor: str | None = None, **kwargs):
     import warnings
 
-    from models.data.pil_pipeline import EpochSync, build_before_fit
-
     callbacks = _callbacks(ctx, phase, epochs, steps, monitor)
     datasets = [d for d in (x, kwargs.get("validation_data")) if hasattr(d, "set_epoch")]
     if datasets:  # PyDatasets (backends other than TensorFlow): the epoch comes from fit, first
@@ -130,28 +130,24 @@ def _usable(ctx, items) -> int:
 
 
 def _train_images(ctx):
-    from models.data.pil_pipeline import TrainingImages, uses_tf_data
-
     paths, labels = _split(ctx.train)
     batch = batch_for(ctx, _usable(ctx, ctx.train))
     if not uses_tf_data():
         return TrainingImages(paths, labels, size=ctx.cfg.image_size, batch_size=batch, log=ctx.log,
                               recipe=ctx.recipe, augment=ctx.cfg.augment, seed=ctx.cfg.seed,
-                              workers=ctx.cfg.decode_workers)
+                              workers=decode_workers(ctx.cfg.decode_workers))
     return training_dataset(paths, labels, size=ctx.cfg.image_size, batch_size=batch,
                             log=ctx.log, recipe=ctx.recipe, augment=ctx.cfg.augment, headers=ctx.headers["train"],
                             seed=ctx.cfg.seed)
 
 
 def _val_images(ctx):
-    from models.data.pil_pipeline import EvaluationImages, uses_tf_data
-
     if not ctx.val:
         return None
     paths, labels = _split(ctx.val)
     if not uses_tf_data():
         return EvaluationImages(paths, labels, size=ctx.cfg.image_size, batch_size=ctx.cfg.batch_size, log=ctx.log,
-                                recipe=ctx.recipe, workers=ctx.cfg.decode_workers)
+                                recipe=ctx.recipe, workers=decode_workers(ctx.cfg.decode_workers))
     return evaluation_dataset(paths, labels, size=ctx.cfg.image_size, batch_size=ctx.cfg.batch_size, log=ctx.log,
                               recipe=ctx.recipe, headers=ctx.headers["val"], replicas=replicas(ctx))
 
@@ -192,15 +188,13 @@ def batchnorm(ctx) -> None:
         chosen = np.sort(np.random.default_rng(cfg.seed).choice(len(paths), size=cfg.bn_images, replace=False))
     headers = ctx.headers["train"]
     sample = headers.subset(chosen)
-    from models.data.pil_pipeline import inference_batches, uses_tf_data
-
     chosen_paths = [paths[i] for i in chosen]
     if uses_tf_data():
         images = [x.numpy() for x, _ in inference_dataset(chosen_paths, cfg.image_size, 64, log=ctx.log,
                                                            recipe=ctx.recipe, headers=sample)]
     else:
         images = [x for x, _ in inference_batches(chosen_paths, cfg.image_size, 64, log=ctx.log, recipe=ctx.recipe,
-                                                  workers=cfg.decode_workers)]
+                                                  workers=decode_workers(cfg.decode_workers))]
     images = np.concatenate(images) if images else np.zeros((0, cfg.image_size, cfg.image_size, 3), np.uint8)
     headers.kinds[chosen] = sample.kinds  # files found to need PIL stay marked
     batches = recompute_batchnorm_statistics(ctx.model.feature_extractor, images,
@@ -222,7 +216,7 @@ def _features(ctx, items, name: str, digest: str, *, shuffle: bool, extractor=No
                             cache_dir=ctx.ckpt / "features", name=name, key=key, log=ctx.log, recipe=ctx.recipe,
                             headers=ctx.headers[which], strategy=ctx.strategy,
                             shuffle_seed=cfg.seed if shuffle else None, progress=update,
-                            workers=cfg.decode_workers)
+                            workers=decode_workers(cfg.decode_workers))
     return cache, labels
 
 
@@ -294,8 +288,6 @@ def refit_softmax(ctx) -> None:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        from models.data.pil_pipeline import EpochSync
-
         data = cache.dataset(labels, batch, shuffle=True, seed=cfg.seed, drop_remainder=True, outputs=("probs",))
         softmax.fit(data, epochs=max(1, cfg.head_epochs), verbose=0, shuffle=False, callbacks=[EpochSync(data)])
     bad = nonfinite_weights(ctx.model)
