@@ -18,6 +18,11 @@ from wordnet.base.errors import DeviseError
 LOSSES = LOSS_VARIANTS                                    # --loss
 STRATEGIES = ("auto", "mirrored", "multi-worker", "one")  # --strategy
 JIT_CHOICES = ("auto", "on", "off")                       # --jit-compile
+# the pinned Keras 3 crashes in the first fit under MultiWorkerMirroredStrategy (keras-team/keras#20585)
+MULTI_WORKER_REFUSED = (
+    "--strategy multi-worker does not work with this Keras: every worker crashes in its first fit "
+    "(keras-team/keras#20585); train on several hosts with the JAX backend instead (KERAS_BACKEND=jax; "
+    "see the README, \"Training on ImageNet with GPUs\")")
 GPU_STEPS_PER_EXECUTION = 16  # --steps-per-execution 0 with a GPU: 16 steps per host call
 
 
@@ -74,7 +79,8 @@ class TrainConfig:
     train_batchnorm: bool = setting(False, "Phase 2: update BatchNorm layers (then recompute their statistics) "
                                     "or keep them frozen.", off_flag="freeze-batchnorm")
     # engineering
-    strategy: str = setting("auto", "tf.distribute strategy (auto: mirrored over all GPUs if several).",
+    strategy: str = setting("auto", "tf.distribute strategy (auto: mirrored over all GPUs if several; "
+                            "multi-worker is refused: several hosts train on the JAX backend).",
                             choices=STRATEGIES)
     mixed_precision: bool = setting(False, "mixed_float16 compute (GPUs); loss and output in float32.")
     tensorboard: str | None = setting(None, "Write TensorBoard logs.", metavar="DIR")
@@ -105,6 +111,7 @@ class TrainConfig:
              "all epoch counts are 0: nothing to train"),
             (self.strategy in STRATEGIES, f"--strategy must be {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}, "
                                           f"got {self.strategy!r}"),
+            (self.strategy != "multi-worker", MULTI_WORKER_REFUSED),
             (self.hidden_units >= 1, "--hidden-units must be positive"),
             (self.augmentation in recipe_names(), f"--augmentation must be one of {', '.join(recipe_names())}, "
                                                   f"got {self.augmentation!r}"),

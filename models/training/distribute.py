@@ -1,8 +1,10 @@
 """Where training runs: the ``tf.distribute`` strategy and the mixed-precision policy.
 
-``devise train --strategy auto`` mirrors over every local GPU when there are several;
-``multi-worker`` follows ``TF_CONFIG``. On the JAX and PyTorch backends there is no
-``tf.distribute``, so only ``auto``/``one`` are accepted and the scope is a no-op.
+``devise train --strategy auto`` mirrors over every local GPU when there are several.
+``multi-worker`` (``MultiWorkerMirroredStrategy``) is refused with one line: on the pinned
+Keras 3 every worker crashes in its first ``fit`` (keras-team/keras#20585, measured in
+issue 14's spike). On the JAX and PyTorch backends there is no ``tf.distribute``, so only
+``auto``/``one`` are accepted and the scope is a no-op.
 """
 from __future__ import annotations
 
@@ -63,7 +65,9 @@ def distribution_strategy(name: str):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi-worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        from models.training.config import MULTI_WORKER_REFUSED
+
+        raise DeviseError(MULTI_WORKER_REFUSED)  # TrainConfig.validate refuses it first
     return tf.distribute.get_strategy()
 
 

@@ -191,3 +191,13 @@ def test_default_output_is_under_runs_and_records_every_setting(tmp_path, tiny_k
     hp = json.loads((tmp_path / "runs" / "pets" / "config.json").read_text())["hyperparameters"]
     assert list(hp) == [f.name for f in dataclasses.fields(TrainConfig)]
     assert TrainConfig.from_dict(hp) == TrainConfig(**hp) and hp["image_size"] == 32
+
+
+def test_multi_worker_is_refused_with_one_line_before_anything_is_written(tmp_path, tiny_kv_file):
+    data = make_data(tmp_path / "d", per_class=1)
+    code, out = run("train", data, "--vectors", tiny_kv_file, "-o", tmp_path / "out", "--strategy", "multi-worker")
+    assert (code, out) == (1, "Error: --strategy multi-worker does not work with this Keras: every worker crashes "
+                              "in its first fit (keras-team/keras#20585); train on several hosts with the JAX "
+                              "backend instead (KERAS_BACKEND=jax; see the README, \"Training on ImageNet with "
+                              "GPUs\")\n")
+    assert not (tmp_path / "out").exists()
