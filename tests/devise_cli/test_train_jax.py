@@ -85,3 +85,66 @@ def test_finetune_on_jax_without_tensorflow(tmp_path, tiny_kv_file):
     """Phase 2 too: augmented training images and validation from PyDatasets in ``fit`` (eager: XLA:CPU takes
     minutes to compile MobileNetV2's training step; eager JAX about one)."""
     predicts_on_tensorflow(*train_on_jax(tmp_path, tiny_kv_file, finetune_epochs=1, eager=True))
+
+
+ORDER_SCRIPT = '''
+import json, sys
+import numpy as np
+import keras
+from logged import Logged
+from models.data.pil_pipeline import EpochSync, build_before_fit
+from models.data.pipeline import FailureLog
+
+paths, log_file, fix = sys.argv[1].split(","), sys.argv[2], sys.argv[3] == "fix"
+ds = Logged(paths, np.arange(len(paths)) % 2, size=32, batch_size=4, log=FailureLog(), seed=5, workers=2,
+            log_file=log_file)
+model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                          keras.layers.Dense(2)])
+model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+callbacks = [EpochSync(ds)]
+if fix:
+    build_before_fit(model, ds)
+model.fit(ds, epochs=2, verbose=0, shuffle=False, callbacks=callbacks)
+'''
+
+LOGGED = '''
+from models.data.pil_pipeline import TrainingImages
+
+
+class Logged(TrainingImages):
+    """Writes (epoch, batch) of every batch it makes, from whichever worker process makes it."""
+
+    def __init__(self, *args, log_file, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.log_file = log_file
+
+    def __getitem__(self, i):
+        with open(self.log_file, "a") as fh:
+            fh.write(f"{self.epoch} {i}\\n")
+        return super().__getitem__(i)
+'''
+
+
+def test_pydataset_epochs_follow_fit_with_worker_processes(tmp_path):
+    """fit builds before epoch 0 from a pulled batch; without build_before_fit that batch and its prefetched
+    neighbours are made twice (and served in epoch 0); with it, each epoch makes exactly its own batches."""
+    pytest.importorskip("jax")
+    from PIL import Image
+
+    paths = []
+    for i in range(12):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.new("RGB", (40, 30), (20 * i, 0, 0)).save(paths[-1])
+    (tmp_path / "logged.py").write_text(LOGGED)
+    hidden = hide_tensorflow(tmp_path / "no-tensorflow")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": os.pathsep.join([str(hidden), str(tmp_path), str(ROOT)])}
+    made = {}
+    for mode in ("fix", "control"):
+        log_file = tmp_path / f"{mode}.txt"
+        res = subprocess.run([sys.executable, "-c", ORDER_SCRIPT, ",".join(paths), str(log_file), mode],
+                             capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr[-3000:]
+        made[mode] = sorted(tuple(map(int, line.split())) for line in log_file.read_text().splitlines())
+    assert made["fix"] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    assert len(made["control"]) > 6  # the trap the fix avoids: batches made before epoch 0 are served in it
