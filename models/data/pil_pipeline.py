@@ -254,29 +254,37 @@ class EvaluationImages(_Images):
     """Validation batches ``(uint8 images, int32 labels, float32 weights)``: every usable image once, in order.
 
     A file that fails gets a weight-0 copy of another image of its batch (or black pixels)
-    in its place: it counts in no metric, and every batch keeps its size.
+    in its place: it counts in no metric, and every batch keeps its size. With
+    ``processes`` > 1, global batch ``i`` (``batch_size`` images, the last one padded with
+    weight-0 rows) is split in process order, ``batch_size // processes`` rows each.
     """
 
     def __init__(self, paths, labels, *, size: int, batch_size: int, log, recipe: str = "square",
-                 workers: int = 0):
+                 workers: int = 0, process: int = 0, processes: int = 1):
         super().__init__(paths, labels, size=size, recipe=recipe, log=log, workers=workers)
+        if batch_size % processes:
+            raise ValueError(f"the batch size {batch_size} is not a multiple of the {processes} processes")
         self.keep = np.asarray([i for i, p in enumerate(self.paths) if p not in self.bad], np.int64)
         self.batch_size = int(batch_size)
+        self.process, self.processes, self.local = int(process), int(processes), int(batch_size) // processes
 
     def __len__(self) -> int:
         return -(-len(self.keep) // self.batch_size)
 
     def __getitem__(self, i):
         take = self.keep[i * self.batch_size:(i + 1) * self.batch_size]
+        if self.processes > 1:  # this process's rows of the padded global batch (-1: padding)
+            take = np.concatenate([take, np.full(self.batch_size - len(take), -1, np.int64)])
+            take = take[self.process * self.local:(self.process + 1) * self.local]
         x = np.zeros((len(take), self.size, self.size, 3), np.uint8)
         w = np.zeros(len(take), np.float32)
         for j, pos in enumerate(take):
-            image = self._decode(int(pos), None)
+            image = self._decode(int(pos), None) if pos >= 0 else None
             if image is not None:
                 x[j], w[j] = image, 1.0
         if w.any() and not w.all():
             x[w == 0] = x[np.argmax(w > 0)]
-        return x, self.labels[take], w
+        return x, self.labels[np.maximum(take, 0)], w
 
 
 class EpochSync(keras.callbacks.Callback):

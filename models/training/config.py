@@ -93,6 +93,14 @@ class TrainConfig:
     decode_workers: int = setting(0, "Image decoding processes of the TF-free input path (Keras backends other "
                                   "than TensorFlow); 0: one per CPU core but one, at most 16.", min=0,
                                   envvar="DEVISE_DECODE_WORKERS")
+    # several hosts (JAX backend): every process runs the same command with its own --process-id
+    coordinator: str | None = setting(None, "Several hosts (KERAS_BACKEND=jax): HOST:PORT of the coordinator that "
+                                      "process 0 starts (jax.distributed); the same on every process.",
+                                      metavar="HOST:PORT", envvar="DEVISE_COORDINATOR")
+    num_processes: int = setting(1, "Several hosts: the number of training processes (one per host).", min=1,
+                                 envvar="DEVISE_NUM_PROCESSES")
+    process_id: int = setting(0, "Several hosts: this process's index, 0 to --num-processes - 1 (process 0 "
+                              "writes the bundle).", min=0, envvar="DEVISE_PROCESS_ID")
     top_k: list = setting(lambda: [1, 5], "Validation hit@k values.", cli=False)
 
     def validate(self) -> "TrainConfig":
@@ -116,6 +124,13 @@ class TrainConfig:
             (self.augmentation in recipe_names(), f"--augmentation must be one of {', '.join(recipe_names())}, "
                                                   f"got {self.augmentation!r}"),
             (self.steps_per_execution >= 0, f"--steps-per-execution must be >= 0, got {self.steps_per_execution}"),
+            (self.num_processes >= 1, f"--num-processes must be >= 1, got {self.num_processes}"),
+            (0 <= self.process_id < self.num_processes, f"--process-id must be 0 to {self.num_processes - 1} "
+                                                        f"(--num-processes {self.num_processes}), got {self.process_id}"),
+            (self.num_processes == 1 or bool(self.coordinator),
+             "--num-processes above 1 needs --coordinator HOST:PORT (process 0's address, the same on every process)"),
+            (self.batch_size % self.num_processes == 0,
+             f"--batch-size {self.batch_size} must be a multiple of --num-processes {self.num_processes}"),
             (self.decode_workers >= 0, f"--decode-workers must be >= 0, got {self.decode_workers}"),
             (self.jit_compile in JIT_CHOICES, f"--jit-compile must be auto, on or off, got {self.jit_compile!r}"),
         ]
@@ -123,6 +138,11 @@ class TrainConfig:
             if not ok:
                 raise DeviseError(message)
         return self
+
+    def with_runtime_of(self, live: "TrainConfig") -> "TrainConfig":
+        """These settings with ``live``'s :data:`RUNTIME_FIELDS` (``--resume`` keeps where and how this
+        process runs from its command line, the model and data settings from the bundle)."""
+        return dataclasses.replace(self, **{name: getattr(live, name) for name in RUNTIME_FIELDS})
 
     def steps_per_call(self) -> int:
         """``steps_per_execution`` for Keras: as set, or (0) more than one with a GPU, one on CPU."""
@@ -149,6 +169,10 @@ class TrainConfig:
         if unknown:
             raise DeviseError(f"unknown training setting(s): {', '.join(unknown)}")
         return cls(**data)
+
+
+# where this process runs and how it reads its input, not what it trains: from the command line even on --resume
+RUNTIME_FIELDS = ("coordinator", "num_processes", "process_id", "decode_workers")
 
 
 def cli_fields() -> list[dataclasses.Field]:

@@ -9,6 +9,7 @@ issue 14's spike). On the JAX and PyTorch backends there is no ``tf.distribute``
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 
 @contextlib.contextmanager
@@ -76,3 +77,65 @@ class NoStrategy:
 
     def scope(self):
         return contextlib.nullcontext()
+
+    @property
+    def num_replicas_in_sync(self) -> int:
+        """Devices a global batch is split over: those of the Keras distribution (several hosts), else 1."""
+        import keras
+
+        distribution = keras.distribution.distribution()
+        return len(distribution.device_mesh.devices.reshape(-1)) if distribution is not None else 1
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """This process's place among the training processes (one, unless several hosts train on JAX)."""
+
+    process_id: int = 0
+    num_processes: int = 1
+
+    @property
+    def chief(self) -> bool:
+        """Process 0 writes the bundle; the others write to a temporary folder of their own."""
+        return self.process_id == 0
+
+
+_JOINED: Cluster | None = None
+
+
+def join_cluster(cfg) -> Cluster:
+    """Join the other training processes (``jax.distributed``) and train data-parallel over all their devices.
+
+    ``keras.distribution.DataParallel`` over every device of every process: each process
+    feeds its share of each global batch (the input is sharded by hand, before decoding:
+    ``auto_shard_dataset=False``); Keras assembles the global batch in process order, and
+    the training step is one global program, so losses, metrics and BatchNorm statistics
+    are those of the global batch. Only once per process (JAX allows one initialisation).
+    """
+    global _JOINED
+    if cfg.num_processes <= 1:
+        return Cluster()
+    import keras
+
+    from wordnet.base.errors import DeviseError
+
+    if keras.backend.backend() != "jax":
+        raise DeviseError(f"--num-processes {cfg.num_processes} needs the JAX backend (KERAS_BACKEND=jax), not "
+                          f"{keras.backend.backend()}")
+    if _JOINED is not None:
+        if (_JOINED.process_id, _JOINED.num_processes) != (cfg.process_id, cfg.num_processes):
+            raise DeviseError("this process already joined other training processes with another --process-id")
+        return _JOINED
+    import jax
+
+    try:
+        jax.distributed.initialize(coordinator_address=cfg.coordinator, num_processes=cfg.num_processes,
+                                   process_id=cfg.process_id)
+    except Exception as exc:  # noqa: BLE001 - a wrong address or a missing peer: one line
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
+        raise DeviseError(f"process {cfg.process_id} could not join {cfg.num_processes} training processes at "
+                          f"--coordinator {cfg.coordinator}: {first}") from None
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices(),
+                                                                        auto_shard_dataset=False))
+    _JOINED = Cluster(cfg.process_id, cfg.num_processes)
+    return _JOINED

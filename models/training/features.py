@@ -116,7 +116,7 @@ class FeatureCache:
 
     def dataset(self, labels: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0,
                 drop_remainder: bool = False, weights: bool = False, replicas: int = 1,
-                outputs: tuple[str, ...] = ("embedding", "probs")):
+                outputs: tuple[str, ...] = ("embedding", "probs"), process: int = 0, processes: int = 1):
         """A tf.data stream of ``(float32 features, {output: y for output in outputs}[, weights])`` batches.
 
         ``labels[i]`` is the label of path ``i``. Rows are read ``BLOCK_ROWS`` at a time
@@ -129,7 +129,8 @@ class FeatureCache:
 
         if not uses_tf_data():  # other Keras backends: the same stream as a PyDataset
             return feature_batches(self, labels, batch_size, shuffle=shuffle, seed=seed,
-                                   drop_remainder=drop_remainder, weights=weights, outputs=outputs)
+                                   drop_remainder=drop_remainder, weights=weights, outputs=outputs,
+                                   process=process, processes=processes)
         import h5py
         import tensorflow as tf
 
@@ -183,21 +184,27 @@ _FEATURE_BATCHES = None
 
 def feature_batches(cache: FeatureCache, labels, batch_size: int, *, shuffle: bool, seed: int = 0,
                     drop_remainder: bool = False, weights: bool = False,
-                    outputs: tuple[str, ...] = ("embedding", "probs")):
+                    outputs: tuple[str, ...] = ("embedding", "probs"), process: int = 0, processes: int = 1):
     """:meth:`FeatureCache.dataset` as a ``keras.utils.PyDataset`` (backends other than TensorFlow).
 
     The same stream: each epoch (set by :class:`models.data.pil_pipeline.EpochSync`) visits
     the blocks in a seeded random order, ``GROUP_BLOCKS`` at a time with their rows
     permuted together, and batches the rows; one group is held in memory at a time.
     Read in the training process (HDF5 reads release the GIL; no worker processes).
+    With ``processes`` > 1 (several hosts, each with the same cache), this process yields
+    its rows of each global batch, ``batch_size // processes`` of them, in process order
+    (a last, smaller batch is padded with weight-0 rows; needs ``weights`` or ``drop_remainder``).
     """
     global _FEATURE_BATCHES
     if _FEATURE_BATCHES is None:
         import keras
 
         class FeatureBatches(keras.utils.PyDataset):
-            def __init__(self, cache, labels, batch_size, shuffle, seed, drop_remainder, weights, outputs):
+            def __init__(self, cache, labels, batch_size, shuffle, seed, drop_remainder, weights, outputs,
+                         process, processes):
                 super().__init__()
+                self.process, self.processes = process, processes
+                self.local = batch_size // processes
                 self.cache, self.batch_size, self.shuffle, self.seed = cache, int(batch_size), shuffle, int(seed)
                 self.drop_remainder, self.weights, self.outputs = drop_remainder, weights, tuple(outputs)
                 self.y_rows = np.asarray(labels, np.int32)[cache.index()]
@@ -248,11 +255,22 @@ def feature_batches(cache: FeatureCache, labels, batch_size: int, *, shuffle: bo
                     a += hi - lo
                     g += 1
                 x, y = np.concatenate(xs), np.concatenate(ys)
+                w = np.ones(len(y), np.float32)
+                if self.processes > 1:  # this process's rows of the global batch, padded to full
+                    short = self.batch_size - len(y)
+                    if short:
+                        x = np.concatenate([x, np.repeat(x[:1], short, 0)])
+                        y, w = np.concatenate([y, np.repeat(y[:1], short)]), np.concatenate([w, np.zeros(short)])
+                    rows = slice(self.process * self.local, (self.process + 1) * self.local)
+                    x, y, w = x[rows], y[rows], w[rows].astype(np.float32)
                 targets = {name: y for name in self.outputs}
-                return (x, targets, np.ones(len(y), np.float32)) if self.weights else (x, targets)
+                return (x, targets, w) if self.weights else (x, targets)
 
         _FEATURE_BATCHES = FeatureBatches
-    return _FEATURE_BATCHES(cache, labels, batch_size, shuffle, seed, drop_remainder, weights, outputs)
+    if batch_size % processes:
+        raise ValueError(f"the batch size {batch_size} is not a multiple of the {processes} processes")
+    return _FEATURE_BATCHES(cache, labels, batch_size, shuffle, seed, drop_remainder, weights, outputs, process,
+                            processes)
 
 
 def cached_features(

@@ -135,7 +135,8 @@ def _train_images(ctx):
     if not uses_tf_data():
         return TrainingImages(paths, labels, size=ctx.cfg.image_size, batch_size=batch, log=ctx.log,
                               recipe=ctx.recipe, augment=ctx.cfg.augment, seed=ctx.cfg.seed,
-                              workers=decode_workers(ctx.cfg.decode_workers))
+                              workers=decode_workers(ctx.cfg.decode_workers), process=ctx.cluster.process_id,
+                              processes=ctx.cluster.num_processes)
     return training_dataset(paths, labels, size=ctx.cfg.image_size, batch_size=batch,
                             log=ctx.log, recipe=ctx.recipe, augment=ctx.cfg.augment, headers=ctx.headers["train"],
                             seed=ctx.cfg.seed)
@@ -147,7 +148,8 @@ def _val_images(ctx):
     paths, labels = _split(ctx.val)
     if not uses_tf_data():
         return EvaluationImages(paths, labels, size=ctx.cfg.image_size, batch_size=ctx.cfg.batch_size, log=ctx.log,
-                                recipe=ctx.recipe, workers=decode_workers(ctx.cfg.decode_workers))
+                                recipe=ctx.recipe, workers=decode_workers(ctx.cfg.decode_workers),
+                                process=ctx.cluster.process_id, processes=ctx.cluster.num_processes)
     return evaluation_dataset(paths, labels, size=ctx.cfg.image_size, batch_size=ctx.cfg.batch_size, log=ctx.log,
                               recipe=ctx.recipe, headers=ctx.headers["val"], replicas=replicas(ctx))
 
@@ -233,12 +235,14 @@ def head(ctx) -> None:
     if cache.rows == 0:
         raise DeviseError("no training image could be decoded")
     batch = batch_for(ctx, cache.rows)
-    train = cache.dataset(labels, batch, shuffle=True, seed=cfg.seed, drop_remainder=True)
+    shard = dict(process=ctx.cluster.process_id, processes=ctx.cluster.num_processes)
+    train = cache.dataset(labels, batch, shuffle=True, seed=cfg.seed, drop_remainder=True, **shard)
     val = None
     if ctx.val:
         vcache, vlabels = _features(ctx, ctx.val, "val", digest, shuffle=False, extractor=extractor)
         if vcache.rows:
-            val = vcache.dataset(vlabels, cfg.batch_size, shuffle=False, weights=True, replicas=replicas(ctx))
+            val = vcache.dataset(vlabels, cfg.batch_size, shuffle=False, weights=True, replicas=replicas(ctx),
+                                 **shard)
     model = ctx.model.head_on_features()
     _compile(ctx, model, optimizer=keras.optimizers.SGD(cfg.head_lr, momentum=cfg.momentum),
              loss={"embedding": _hinge(ctx), "probs": keras.losses.SparseCategoricalCrossentropy()},
@@ -288,7 +292,8 @@ def refit_softmax(ctx) -> None:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        data = cache.dataset(labels, batch, shuffle=True, seed=cfg.seed, drop_remainder=True, outputs=("probs",))
+        data = cache.dataset(labels, batch, shuffle=True, seed=cfg.seed, drop_remainder=True, outputs=("probs",),
+                             process=ctx.cluster.process_id, processes=ctx.cluster.num_processes)
         softmax.fit(data, epochs=max(1, cfg.head_epochs), verbose=0, shuffle=False, callbacks=[EpochSync(data)])
     bad = nonfinite_weights(ctx.model)
     if bad:

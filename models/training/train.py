@@ -36,7 +36,7 @@ from models.data.headers import cached_scan, manifest_digest
 from models.data.pipeline import FailureLog
 from models.training.callbacks import load_state, remove_backup, save_state, save_weights_atomic
 from models.training.config import TrainConfig
-from models.training.distribute import distribution_strategy, precision
+from models.training.distribute import Cluster, distribution_strategy, join_cluster, precision
 from models.training.progress import Reporter
 from wordnet.base.errors import DatasetError
 from wordnet.base.files import exclusive_lock, lock_path_for, remove_stale_temps
@@ -74,6 +74,7 @@ class RunContext:
     recipe: str = "square"                        # the resolved augmentation recipe
     headers: dict = field(default_factory=dict)   # "train"/"val" -> ImageHeaders (which decoder reads each file)
     manifests: dict = field(default_factory=dict)  # "train"/"val" -> manifest digest (cache keys)
+    cluster: Cluster = field(default_factory=Cluster)  # this process among several (JAX, several hosts)
     last_phase: str | None = None
 
     @property
@@ -115,13 +116,19 @@ def train_devise(
     cfg = (cfg or TrainConfig()).validate()
     if not resume:
         _check_items(items, vocab)  # before the output folder is touched
+    cluster = join_cluster(cfg)
+    if not cluster.chief:  # the same work as process 0 (its collectives need us), written where nobody reads it
+        import tempfile
+
+        out = Path(tempfile.mkdtemp(prefix=f"devise-process{cluster.process_id}-")) / out.name
+        resume = overwrite = False
     with exclusive_lock(lock_path_for(out), f"output folder {out}"):
         return _train_locked(items, vocab, out, cfg, val_items=val_items, resume=resume, overwrite=overwrite,
-                             provenance=provenance, reporter=reporter, callbacks=callbacks)
+                             provenance=provenance, reporter=reporter, callbacks=callbacks, cluster=cluster)
 
 
 def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resume, overwrite, provenance,
-                  reporter, callbacks) -> TrainResult:
+                  reporter, callbacks, cluster: Cluster = Cluster()) -> TrainResult:
     """:func:`train_devise` while holding the output folder's lock."""
     import keras
 
@@ -130,7 +137,7 @@ def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resum
         remove_stale_temps(folder)  # left by a killed run; no live writer can exist (we hold the lock)
     if resume:
         stored = B.read_config(out)
-        cfg = TrainConfig.from_dict(stored["hyperparameters"]).validate()
+        cfg = TrainConfig.from_dict(stored["hyperparameters"]).with_runtime_of(cfg).validate()
         vocab = Vocabulary.load(out / B.VOCAB_FILE)
         provenance = stored.get("provenance", provenance)
         reporter.message(f"resuming {out} with its stored settings")
@@ -157,7 +164,7 @@ def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resum
         with strategy.scope():  # models, optimizers (built lazily in fit) and metrics all live in it
             model = _build_or_restore(cfg, vocab, out)
             ctx = RunContext(cfg, vocab, out, model, train, val, log, reporter, list(callbacks or []), strategy,
-                             recipe=recipe, headers=headers, manifests=manifests)
+                             recipe=recipe, headers=headers, manifests=manifests, cluster=cluster)
             best = _run_steps(ctx, seconds)
     _write_config(out, cfg, vocab, provenance, train, val, complete=True, log=log, best=best, seconds=seconds,
                   softmax_trained=bool(cfg.pretrain_epochs or cfg.head_epochs), recipe=recipe)
