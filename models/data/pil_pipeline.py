@@ -198,11 +198,12 @@ class TrainingImages(_Images):
 
     ``batch_size`` is the *global* batch; with ``processes`` > 1 this process yields its
     share, ``batch_size // processes`` rows per batch: each epoch the usable files are
-    permuted with the seed (the same permutation on every process), this process takes
-    every ``processes``-th of them from ``process`` on, and global batch ``i`` (the
-    processes' batches ``i`` concatenated in process order, as
-    ``keras.distribution.DataParallel`` assembles it) is exactly batch ``i`` of a
-    one-process run. Every process yields ``len(usable) // batch_size`` batches.
+    permuted with the seed (the same permutation on every process), and this process
+    decodes only its rows of each global batch (rows ``process * local`` on), so global
+    batch ``i`` (the processes' batches ``i`` concatenated in process order, as
+    ``keras.distribution.DataParallel`` assembles it) is batch ``i`` of a one-process
+    run, row for row (dropout masks then fall on the same images). Every process yields
+    ``len(usable) // batch_size`` batches.
     """
 
     def __init__(self, paths, labels, *, size: int, batch_size: int, log, recipe: str = "square",
@@ -223,19 +224,18 @@ class TrainingImages(_Images):
         return self.batches
 
     def order(self) -> np.ndarray:
-        """This process's share of the epoch's order (positions in ``paths``)."""
-        perm = (np.random.default_rng([self.seed, self.epoch]).permutation(self.keep) if self.shuffle
+        """The epoch's order of the usable files (positions in ``paths``), the same on every process."""
+        return (np.random.default_rng([self.seed, self.epoch]).permutation(self.keep) if self.shuffle
                 else self.keep)
-        return perm[self.process::self.processes]
 
     def zeros_batch(self):
         """A batch of this dataset's shapes and dtypes, all zeros (nothing decoded)."""
         return np.zeros((self.local, self.size, self.size, 3), np.uint8), np.zeros(self.local, np.int32)
 
     def __getitem__(self, i):
-        order = self.order()
-        take = order[i * self.local:(i + 1) * self.local]
-        spare = iter(np.concatenate([order[(i + 1) * self.local:], order[:i * self.local]]))
+        order, start = self.order(), i * self.batch_size + self.process * self.local
+        take = order[start:start + self.local]  # this process's rows of global batch i
+        spare = iter(np.concatenate([order[(i + 1) * self.batch_size:], order[:i * self.batch_size]]))
         x = np.empty((self.local, self.size, self.size, 3), np.uint8)
         y = np.empty(self.local, np.int32)
         for j, pos in enumerate(take):

@@ -116,6 +116,9 @@ def train_devise(
     cfg = (cfg or TrainConfig()).validate()
     if not resume:
         _check_items(items, vocab)  # before the output folder is touched
+    if resume and cfg.num_processes > 1:  # refused on every process alike, before any of them waits for another
+        raise DeviseError("--resume of a run on several processes is not supported yet: the processes would not "
+                          "agree where to resume; start it again with --overwrite (or resume it on one process)")
     cluster = join_cluster(cfg)
     if not cluster.chief:  # the same work as process 0 (its collectives need us), written where nobody reads it
         import tempfile

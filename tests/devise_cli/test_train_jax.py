@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.devise_cli.test_train_cmd import make_data
@@ -148,3 +149,50 @@ def test_pydataset_epochs_follow_fit_with_worker_processes(tmp_path):
         made[mode] = sorted(tuple(map(int, line.split())) for line in log_file.read_text().splitlines())
     assert made["fix"] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
     assert len(made["control"]) > 6  # the trap the fix avoids: batches made before epoch 0 are served in it
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def final_weights(bundle):
+    import keras
+
+    import models.net.devise_model  # noqa: F401 - registers DeviseModel for loading
+
+    return [w.numpy() for w in keras.saving.load_model(bundle / "model.keras", compile=False).weights]
+
+
+@pytest.mark.slow
+def test_two_processes_on_localhost_match_one(tmp_path, tiny_kv_file):
+    """The README's launch of 2 processes (JAX, TensorFlow absent): phase 1 with the BatchNorm recomputation,
+    the same bundle as one process (dropout 0: JAX draws other dropout masks for a sharded batch). ~3 min."""
+    pytest.importorskip("jax")
+    data = make_data(tmp_path / "d")
+    args = ["train", data, "--vectors", tiny_kv_file, *TINY_TRAIN_ARGS, "--val-split", "0.25", "-b", "4",
+            "--bn-images", "50", "--head-epochs", "2", "--finetune-epochs", "0", "--dropout", "0",
+            "--decode-workers", "1", "--seed", "1"]
+    code, output = devise_jax(*args, "-o", tmp_path / "one", tmp_path=tmp_path)
+    assert code == 0, output
+    hidden = tmp_path / "no-tensorflow"
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": os.pathsep.join([str(hidden), str(ROOT)]),
+           "JAX_PLATFORMS": "cpu", "DEVISE_COORDINATOR": f"127.0.0.1:{free_port()}", "DEVISE_NUM_PROCESSES": "2"}
+    code = "import sys\nfrom devise_cli.cli import main\nsys.exit(main())\n"
+    procs = [subprocess.Popen([sys.executable, "-c", code, *map(str, args), "-o", tmp_path / "two"],
+                              env={**env, "DEVISE_PROCESS_ID": str(i)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, cwd=tmp_path) for i in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    epochs = [[line.rsplit("  (", 1)[0] for line in out.splitlines() if line.startswith("head epoch")]
+              for out in outputs]  # without the seconds
+    assert epochs[0] == epochs[1] and len(epochs[0]) == 2, outputs
+    assert f"trained {tmp_path / 'two'}: 12 training / 4 validation images, 4 classes" in outputs[0]
+    assert f"trained {tmp_path / 'two'}:" not in outputs[1]  # process 1 wrote to a temporary folder
+    one, two = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
+    assert len(one) == len(two)
+    diff = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(one, two))
+    assert diff < 1e-5, diff
