@@ -47,7 +47,10 @@ may overshoot), ``seed`` a shape-(2,) int32 tensor for ``tf.random.stateless_*``
 ``tf.image.stateless_*`` ops (each op gets its own, derived from ``--seed`` and the
 image's place in the stream), ``size`` the Python int side. Ops run inside tf.data's
 graph for every training image: tf or ``keras.ops`` calls only, no Python-side state,
-and few of them (on small images, per-image op count is what a pipeline costs). Register new ops and recipes
+and few of them (on small images, per-image op count is what a pipeline costs). The TF-free
+input path (other Keras backends: :mod:`models.data.pil_pipeline`) runs each op's NumPy twin,
+``fn(image float32 ndarray, rng numpy Generator, size)``, registered under the same name with
+:func:`register_numpy_op` (windows: :func:`register_numpy_window`). Register new ops and recipes
 at the end of this module (or in a module imported from here), so that every command and
 ``devise train --augmentation`` see them. Nothing here imports TensorFlow at import time,
 so ``devise --help`` can list the choices.

@@ -19,6 +19,11 @@ removed only once the step is recorded), so ``resume=True`` continues inside the
 interrupted phase at the next epoch, wherever the process died. The output folder is
 locked for the whole run (:func:`wordnet.base.files.exclusive_lock`, a ``.<name>.lock`` file
 beside it): a second run into the same folder is refused, not interleaved.
+
+Several processes (JAX, ``--num-processes``; :func:`models.training.distribute.join_cluster`):
+every process runs all of the above on its share of each batch; process 0 writes into the
+output folder, the others into a temporary folder of their own (on JAX, Keras's saving is a
+collective: every process must call it), so no file or lock is shared between them.
 """
 from __future__ import annotations
 

@@ -201,3 +201,21 @@ def test_multi_worker_is_refused_with_one_line_before_anything_is_written(tmp_pa
                               "backend instead (KERAS_BACKEND=jax; see the README, \"Training on ImageNet with "
                               "GPUs\")\n")
     assert not (tmp_path / "out").exists()
+
+
+def test_several_process_settings_are_checked_with_one_line(tmp_path, tiny_kv_file):
+    data = make_data(tmp_path / "d", per_class=1)
+    base = ("train", data, "--vectors", tiny_kv_file, "-o", tmp_path / "out")
+    cases = [
+        (("--num-processes", 2), "Error: --num-processes above 1 needs --coordinator HOST:PORT (process 0's "
+                                 "address, the same on every process)\n"),
+        (("--num-processes", 2, "--process-id", 2, "--coordinator", "127.0.0.1:1"),
+         "Error: --process-id must be 0 to 1 (--num-processes 2), got 2\n"),
+        (("--num-processes", 2, "--coordinator", "127.0.0.1:1", "-b", 5),
+         "Error: --batch-size 5 must be a multiple of --num-processes 2\n"),
+        (("--num-processes", 2, "--coordinator", "127.0.0.1:1"),  # this test process runs TensorFlow
+         "Error: --num-processes 2 needs the JAX backend (KERAS_BACKEND=jax), not tensorflow\n"),
+    ]
+    for extra, expected in cases:
+        assert run(*base, *extra) == (1, expected), extra
+        assert not (tmp_path / "out").exists()
