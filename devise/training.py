@@ -46,6 +46,8 @@ def train(data: str | Path, output: str | Path | None = None, *, vocab: str | Pa
         raise ValueError("give vocab or vectors, not both")
     output = Path(output) if output is not None else default_output(data)
     cfg = TrainConfig(**settings).validate()
+    if resume:
+        cfg.check_resumable()
     if cfg.process_id == 0:  # other processes of a several-host run write nothing there
         ensure_unlocked(lock_path_for(output), f"output folder {output}")  # a run is writing there right now
         check_output(output, resume=resume, overwrite=overwrite)

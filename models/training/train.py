@@ -43,7 +43,7 @@ from models.training.callbacks import load_state, remove_backup, save_state, sav
 from models.training.config import TrainConfig
 from models.training.distribute import Cluster, distribution_strategy, join_cluster, precision
 from models.training.progress import Reporter
-from wordnet.base.errors import DatasetError
+from wordnet.base.errors import DatasetError, DeviseError
 from wordnet.base.files import exclusive_lock, lock_path_for, remove_stale_temps
 from wordnet.vocab import Vocabulary
 
@@ -121,18 +121,25 @@ def train_devise(
     cfg = (cfg or TrainConfig()).validate()
     if not resume:
         _check_items(items, vocab)  # before the output folder is touched
-    if resume and cfg.num_processes > 1:  # refused on every process alike, before any of them waits for another
-        raise DeviseError("--resume of a run on several processes is not supported yet: the processes would not "
-                          "agree where to resume; start it again with --overwrite (or resume it on one process)")
+    if resume:  # refused on every process alike, before any of them waits for another
+        cfg.check_resumable()
     cluster = join_cluster(cfg)
     if not cluster.chief:  # the same work as process 0 (its collectives need us), written where nobody reads it
         import tempfile
 
         out = Path(tempfile.mkdtemp(prefix=f"devise-process{cluster.process_id}-")) / out.name
         resume = overwrite = False
-    with exclusive_lock(lock_path_for(out), f"output folder {out}"):
-        return _train_locked(items, vocab, out, cfg, val_items=val_items, resume=resume, overwrite=overwrite,
-                             provenance=provenance, reporter=reporter, callbacks=callbacks, cluster=cluster)
+    try:
+        with exclusive_lock(lock_path_for(out), f"output folder {out}"):
+            return _train_locked(items, vocab, out, cfg, val_items=val_items, resume=resume, overwrite=overwrite,
+                                 provenance=provenance, reporter=reporter, callbacks=callbacks, cluster=cluster)
+    except Exception as exc:
+        if cluster.num_processes > 1 and type(exc).__name__ in ("JaxRuntimeError", "XlaRuntimeError"):
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise DeviseError(f"process {cluster.process_id} of {cluster.num_processes} stopped: another training "
+                              f"process failed or is unreachable ({first}); start every process again with "
+                              f"--overwrite") from None
+        raise
 
 
 def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resume, overwrite, provenance,
