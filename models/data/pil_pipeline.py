@@ -310,7 +310,11 @@ def build_before_fit(model, dataset) -> None:
     ``fit`` would otherwise take its first batch from the worker pool to build them, and
     that batch, already prefetched, would be served again as the first of epoch 0.
     """
-    model._symbolic_build(data_batch=dataset.zeros_batch())  # what fit itself calls, with this batch
+    batch = dataset.zeros_batch()
+    if hasattr(model, "_symbolic_build"):
+        model._symbolic_build(data_batch=batch)  # what fit itself calls (Keras 3), given this batch
+    else:  # pragma: no cover - another Keras: one evaluation step on zeros builds them too
+        model.evaluate(*batch, batch_size=len(batch[0]), verbose=0)
 
 
 # -- inference: in order, failures left out -------------------------------------------------------------
