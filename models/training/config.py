@@ -13,16 +13,12 @@ from dataclasses import dataclass, field
 
 from models.data.augment import recipe_names
 from models.net.catalog import LOSS_VARIANTS, backbone_names
+from models.training.distribute import MULTI_WORKER_REFUSED
 from wordnet.base.errors import DeviseError
 
 LOSSES = LOSS_VARIANTS                                    # --loss
 STRATEGIES = ("auto", "mirrored", "multi-worker", "one")  # --strategy
 JIT_CHOICES = ("auto", "on", "off")                       # --jit-compile
-# the pinned Keras 3 crashes in the first fit under MultiWorkerMirroredStrategy (keras-team/keras#20585)
-MULTI_WORKER_REFUSED = (
-    "--strategy multi-worker does not work with this Keras: every worker crashes in its first fit "
-    "(keras-team/keras#20585); train on several hosts with the JAX backend instead (KERAS_BACKEND=jax; "
-    "see the README, \"Training on ImageNet with GPUs\")")
 GPU_STEPS_PER_EXECUTION = 16  # --steps-per-execution 0 with a GPU: 16 steps per host call
 
 

@@ -28,6 +28,12 @@ def precision(mixed: bool):
         keras.config.set_dtype_policy(previous)
 
 
+# the pinned Keras 3 crashes in the first fit under MultiWorkerMirroredStrategy (keras-team/keras#20585)
+MULTI_WORKER_REFUSED = (
+    "--strategy multi-worker does not work with this Keras: every worker crashes in its first fit "
+    "(keras-team/keras#20585); train on several hosts with the JAX backend instead (KERAS_BACKEND=jax; "
+    "see the README, \"Training on ImageNet with GPUs\")")
+
 def gpu_count() -> int:
     """GPUs this process sees, on whichever Keras backend runs."""
     import keras
@@ -66,8 +72,6 @@ def distribution_strategy(name: str):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi-worker":
-        from models.training.config import MULTI_WORKER_REFUSED
-
         raise DeviseError(MULTI_WORKER_REFUSED)  # TrainConfig.validate refuses it first
     return tf.distribute.get_strategy()
 
