@@ -141,5 +141,28 @@ def join_cluster(cfg) -> Cluster:
                           f"--coordinator {cfg.coordinator}: {first}") from None
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices(),
                                                                         auto_shard_dataset=False))
+    import atexit
+
+    atexit.register(_exit_if_abandoned)  # runs before JAX's own shutdown (registered earlier: LIFO)
     _JOINED = Cluster(cfg.process_id, cfg.num_processes)
     return _JOINED
+
+
+_ABANDONED = False
+
+
+def abandon_cluster() -> None:
+    """After a failure: at exit, leave at once instead of waiting in JAX's shutdown barrier for peers
+    that may be dead (it would wait for the heartbeat timeout, 100 s, then abort the process)."""
+    global _ABANDONED
+    _ABANDONED = True
+
+
+def _exit_if_abandoned() -> None:
+    if _ABANDONED:
+        import os
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)

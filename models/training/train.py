@@ -41,7 +41,7 @@ from models.data.headers import cached_scan, manifest_digest
 from models.data.pipeline import FailureLog
 from models.training.callbacks import load_state, remove_backup, save_state, save_weights_atomic
 from models.training.config import TrainConfig
-from models.training.distribute import Cluster, distribution_strategy, join_cluster, precision
+from models.training.distribute import Cluster, abandon_cluster, distribution_strategy, join_cluster, precision
 from models.training.progress import Reporter
 from wordnet.base.errors import DatasetError, DeviseError
 from wordnet.base.files import exclusive_lock, lock_path_for, remove_stale_temps
@@ -134,12 +134,15 @@ def train_devise(
             return _train_locked(items, vocab, out, cfg, val_items=val_items, resume=resume, overwrite=overwrite,
                                  provenance=provenance, reporter=reporter, callbacks=callbacks, cluster=cluster)
     except Exception as exc:
-        if cluster.num_processes > 1 and type(exc).__name__ in ("JaxRuntimeError", "XlaRuntimeError"):
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            raise DeviseError(f"process {cluster.process_id} of {cluster.num_processes} stopped: another training "
-                              f"process failed or is unreachable ({first}); start every process again with "
-                              f"--overwrite") from None
-        raise
+        if cluster.num_processes == 1:
+            raise
+        abandon_cluster()  # the run is lost for every process: exit without waiting for the others
+        if isinstance(exc, DeviseError):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise DeviseError(f"process {cluster.process_id} of {cluster.num_processes} stopped: {first} (another "
+                          f"training process failed or is unreachable?); start every process again with "
+                          f"--overwrite") from None
 
 
 def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resume, overwrite, provenance,
