@@ -45,9 +45,12 @@ def train(data: str | Path, output: str | Path | None = None, *, vocab: str | Pa
     if vocab is not None and vectors is not None:
         raise ValueError("give vocab or vectors, not both")
     output = Path(output) if output is not None else default_output(data)
-    ensure_unlocked(lock_path_for(output), f"output folder {output}")  # a run is writing there right now
-    check_output(output, resume=resume, overwrite=overwrite)
     cfg = TrainConfig(**settings).validate()
+    if resume:
+        cfg.check_resumable()
+    if cfg.process_id == 0:  # other processes of a several-host run write nothing there
+        ensure_unlocked(lock_path_for(output), f"output folder {output}")  # a run is writing there right now
+        check_output(output, resume=resume, overwrite=overwrite)
     items, val_items, vocabulary, provenance = dataset_labels(
         data, Path(val) if val is not None else None, vocab_path=vocab, vectors=vectors, overrides=overrides,
         label_text=label_text, resume_vocab=(output / VOCAB_FILE) if resume else None, notify=notify)

@@ -3,5 +3,7 @@
 - :mod:`~models.data.images`: :func:`load_image`, the one decoder every command uses;
 - :mod:`~models.data.datasets`: finding image files, reading a labelled dataset, stratified splits;
 - :mod:`~models.data.pipeline`: tf.data pipelines for training and inference, skip-and-report bad files;
+- :mod:`~models.data.pil_pipeline`: the same without TensorFlow (Keras PyDatasets, Pillow in worker
+  processes) for the other Keras backends;
 - :mod:`~models.data.shards`: splitting a file list into N shards for independent processes (``--shard I/N``).
 """

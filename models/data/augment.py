@@ -47,7 +47,10 @@ may overshoot), ``seed`` a shape-(2,) int32 tensor for ``tf.random.stateless_*``
 ``tf.image.stateless_*`` ops (each op gets its own, derived from ``--seed`` and the
 image's place in the stream), ``size`` the Python int side. Ops run inside tf.data's
 graph for every training image: tf or ``keras.ops`` calls only, no Python-side state,
-and few of them (on small images, per-image op count is what a pipeline costs). Register new ops and recipes
+and few of them (on small images, per-image op count is what a pipeline costs). The TF-free
+input path (other Keras backends: :mod:`models.data.pil_pipeline`) runs each op's NumPy twin,
+``fn(image float32 ndarray, rng numpy Generator, size)``, registered under the same name with
+:func:`register_numpy_op` (windows: :func:`register_numpy_window`). Register new ops and recipes
 at the end of this module (or in a module imported from here), so that every command and
 ``devise train --augmentation`` see them. Nothing here imports TensorFlow at import time,
 so ``devise --help`` can list the choices.
@@ -62,6 +65,10 @@ AUTO = "auto"
 OPS: dict[str, Callable] = {}      # name -> fn(image float32 (size, size, 3), seed (2,) int32, size) -> image
 WINDOWS: dict[str, Callable] = {}  # name -> fn(shape (2,) int32 [h, w], seed, **options) -> (top, left, h, w)
 RECIPES: dict[str, "Recipe"] = {}
+# the same ops and windows in NumPy, for the TF-free input path (models.data.pil_pipeline, other Keras backends):
+# name (an OPS/WINDOWS key) -> fn(image float32 ndarray, rng numpy Generator, size) / fn((h, w), rng, **options)
+NUMPY_OPS: dict[str, Callable] = {}
+NUMPY_WINDOWS: dict[str, Callable] = {}
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,46 @@ def register_window(name: str):
         return fn
 
     return add
+
+
+def register_numpy_op(name: str):
+    """Decorator: the NumPy implementation ``fn(image, rng, size)`` of the registered op ``name``.
+
+    The TF-free input path (:mod:`models.data.pil_pipeline`) runs it in its decoding
+    worker processes; ``rng`` is a ``numpy.random.Generator`` keyed by (seed, epoch,
+    image), so the result does not depend on the worker count. Same meaning and
+    parameters as the TensorFlow op (the random draws differ).
+    """
+
+    def add(fn):
+        if name not in OPS:
+            raise ValueError(f"register the op {name!r} (register_op) before its NumPy implementation")
+        NUMPY_OPS[name] = fn
+        return fn
+
+    return add
+
+
+def register_numpy_window(name: str):
+    """Decorator: the NumPy implementation ``fn((h, w), rng, **options) -> (top, left, h, w)`` of window ``name``."""
+
+    def add(fn):
+        if name not in WINDOWS:
+            raise ValueError(f"register the window {name!r} (register_window) before its NumPy implementation")
+        NUMPY_WINDOWS[name] = fn
+        return fn
+
+    return add
+
+
+def numpy_recipe(recipe: Recipe) -> tuple[Callable, list[Callable]]:
+    """``(window, ops)`` of ``recipe`` in NumPy, or a ValueError naming what has no NumPy implementation."""
+    missing = [op for op in recipe.ops if op not in NUMPY_OPS]
+    missing += [recipe.window] if recipe.window not in NUMPY_WINDOWS else []
+    if missing:
+        raise ValueError(f"augmentation recipe {recipe.name} has no NumPy implementation of {', '.join(missing)}, "
+                         f"which the TF-free input path needs (register_numpy_op / register_numpy_window)")
+    return NUMPY_WINDOWS[recipe.window], [NUMPY_OPS[op] for op in recipe.ops]
 
 
 def register_recipe(recipe: Recipe) -> Recipe:
@@ -201,6 +248,51 @@ def _pad_crop(image, seed, size):
     padded = tf.pad(image, [[before, pad - before], [before, pad - before], [0, 0]])
     offset = tf.random.stateless_uniform((2,), seed, 0, pad + 1, dtype=tf.int32)
     return tf.slice(padded, tf.concat([offset, [0]], 0), (size, size, 3))
+
+
+# -- their NumPy twins (the TF-free input path: PIL decoding in PyDataset worker processes) ----------------
+@register_numpy_window("centre_square")
+def _centre_square_np(shape, rng, fraction: float = 1.0):
+    from models.data.images import centre_box
+
+    h, w = int(shape[0]), int(shape[1])
+    left, top, right, bottom = centre_box(w, h, fraction)
+    return top, left, bottom - top, right - left
+
+
+@register_numpy_window("random_resized")
+def _random_resized_np(shape, rng, area=(0.08, 1.0), aspect=(3 / 4, 4 / 3), attempts: int = 10,
+                       fallback_crop: float = 0.875):
+    """The inception crop as ``sample_distorted_bounding_box`` draws it: a uniform area fraction and aspect
+    ratio, up to ``attempts`` tries for a window that fits (and covers >= 10 % of the image, the TF op's
+    ``min_object_covered``), else the evaluation centre crop."""
+    import math
+
+    h, w = int(shape[0]), int(shape[1])
+    for _ in range(attempts):
+        target = rng.uniform(area[0], area[1]) * h * w
+        ratio = rng.uniform(aspect[0], aspect[1])
+        ch = int(round(math.sqrt(target / ratio)))
+        cw = int(round(ch * ratio))
+        if 0 < ch <= h and 0 < cw <= w and ch * cw >= 0.1 * h * w and (ch, cw) != (h, w):
+            return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw
+    return _centre_square_np(shape, rng, fallback_crop)
+
+
+@register_numpy_op("flip")
+def _flip_np(image, rng, size):
+    return image[:, ::-1] if rng.random() < 0.5 else image
+
+
+@register_numpy_op("pad_crop")
+def _pad_crop_np(image, rng, size):
+    import numpy as np
+
+    pad = max(1, size // 8)
+    before = pad // 2
+    padded = np.pad(image, ((before, pad - before), (before, pad - before), (0, 0)))
+    top, left = rng.integers(0, pad + 1, size=2)
+    return padded[top:top + size, left:left + size]
 
 
 register_recipe(Recipe("inception", "photos: random resized crop (area 8-100 %, aspect 3/4-4/3), flip; "

@@ -49,6 +49,29 @@ def load_image(path: str | Path, size: int, crop: float = 1.0) -> np.ndarray:
     return _square_resize(_read(path, size), size, crop)
 
 
+def load_window(path: str | Path, size: int, window, draft: int | None = None) -> np.ndarray:
+    """Decode ``path`` by :func:`load_image`'s rules, crop ``window((h, w)) -> (top, left, height, width)``
+    (chosen from the decoded image's size) and resize it to ``(size, size, 3)`` uint8 (bilinear).
+
+    The TF-free input path (:mod:`models.data.pil_pipeline`) builds training and evaluation
+    views with it; ``draft`` as in :func:`read_rgb`.
+    """
+    from PIL import Image
+
+    img = _read(path, draft)
+    w, h = img.size
+    top, left, ch, cw = (int(v) for v in window((h, w)))
+    box = (left, top, left + cw, top + ch)
+    if box != (0, 0, w, h):  # crop, then resize: load_image's arithmetic, so centre windows give its pixels
+        img = img.crop(box)
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.shape != (size, size, 3):  # pragma: no cover - defensive
+        raise ImageError(f"{path}: unexpected decoded shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
 def read_rgb(path: str | Path, draft: int | None = None) -> np.ndarray:
     """The whole image of ``path`` as an ``(h, w, 3)`` uint8 RGB array, by :func:`load_image`'s rules.
 

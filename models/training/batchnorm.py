@@ -10,7 +10,8 @@ recomputed, then 27 %. This is done for every backbone before phase 1.
 How ("precise BN"): run the backbone in training mode over batches of un-augmented
 training images and set each layer's moving statistics to the plain average of the
 per-batch statistics. No weights other than the moving statistics change; momentum
-and trainability are restored.
+and trainability are restored. (TensorFlow traces one ``tf.function``; other backends run
+eagerly.)
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def recompute_batchnorm_statistics(model, images: np.ndarray, batch_size: int = 
     averages assigned at the end. With momentum constant, one traced ``tf.function``
     serves all batches (eager for three batches or fewer, where tracing costs more).
     """
-    import tensorflow as tf
+    import keras
 
     layers = batchnorm_layers(model)
     if not layers or len(images) == 0:
@@ -62,10 +63,12 @@ def recompute_batchnorm_statistics(model, images: np.ndarray, batch_size: int = 
             layer.trainable = True  # frozen Keras BN always runs in inference mode
             layer.momentum = 0.0
         forward = (lambda x: model(x, training=True))
-        if len(starts) > 3:
+        if len(starts) > 3 and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
             forward = tf.function(forward)
-        for start in starts:
-            forward(tf.convert_to_tensor(images[start:start + batch_size], dtype=tf.float32))
+        for start in starts:  # other backends run eagerly: the moving statistics are updated in place
+            forward(keras.ops.convert_to_tensor(images[start:start + batch_size], dtype="float32"))
             for total, layer in zip(sums, layers):
                 total[0] += layer.moving_mean.numpy()
                 total[1] += layer.moving_variance.numpy()

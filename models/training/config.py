@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from models.data.augment import recipe_names
 from models.data.style import STYLE_OPS, parse_recipe
 from models.net.catalog import LOSS_VARIANTS, backbone_names
+from models.training.distribute import MULTI_WORKER_REFUSED
 from wordnet.base.errors import DeviseError
 
 LOSSES = LOSS_VARIANTS                                    # --loss
@@ -83,7 +84,8 @@ class TrainConfig:
     train_batchnorm: bool = setting(False, "Phase 2: update BatchNorm layers (then recompute their statistics) "
                                     "or keep them frozen.", off_flag="freeze-batchnorm")
     # engineering
-    strategy: str = setting("auto", "tf.distribute strategy (auto: mirrored over all GPUs if several).",
+    strategy: str = setting("auto", "tf.distribute strategy (auto: mirrored over all GPUs if several; "
+                            "multi-worker is refused: several hosts train on the JAX backend).",
                             choices=STRATEGIES)
     mixed_precision: bool = setting(False, "mixed_float16 compute (GPUs); loss and output in float32.")
     tensorboard: str | None = setting(None, "Write TensorBoard logs.", metavar="DIR")
@@ -97,6 +99,17 @@ class TrainConfig:
                                        "1 without).", min=0)
     jit_compile: str = setting("auto", "XLA-compile the training step (auto: Keras's choice, XLA on a single GPU "
                                "without a distribution strategy).", choices=JIT_CHOICES)
+    decode_workers: int = setting(0, "Image decoding processes of the TF-free input path (Keras backends other "
+                                  "than TensorFlow); 0: one per CPU core but one, at most 16.", min=0,
+                                  envvar="DEVISE_DECODE_WORKERS")
+    # several hosts (JAX backend): every process runs the same command with its own --process-id
+    coordinator: str | None = setting(None, "Several hosts (KERAS_BACKEND=jax): HOST:PORT of the coordinator that "
+                                      "process 0 starts (jax.distributed); the same on every process.",
+                                      metavar="HOST:PORT", envvar="DEVISE_COORDINATOR")
+    num_processes: int = setting(1, "Several hosts: the number of training processes (one per host).", min=1,
+                                 envvar="DEVISE_NUM_PROCESSES")
+    process_id: int = setting(0, "Several hosts: this process's index, 0 to --num-processes - 1 (process 0 "
+                              "writes the bundle).", min=0, envvar="DEVISE_PROCESS_ID")
     top_k: list = setting(lambda: [1, 5], "Validation hit@k values.", cli=False)
 
     def validate(self) -> "TrainConfig":
@@ -117,12 +130,21 @@ class TrainConfig:
              "all epoch counts are 0: nothing to train"),
             (self.strategy in STRATEGIES, f"--strategy must be {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}, "
                                           f"got {self.strategy!r}"),
+            (self.strategy != "multi-worker", MULTI_WORKER_REFUSED),
             (self.hidden_units >= 1, "--hidden-units must be positive"),
             (self.pretrain_schedule in SCHEDULES, f"--pretrain-schedule must be {' or '.join(SCHEDULES)}, "
                                                   f"got {self.pretrain_schedule!r}"),
             (self.augmentation in recipe_names(), f"--augmentation must be one of {', '.join(recipe_names())}, "
                                                   f"got {self.augmentation!r}"),
             (self.steps_per_execution >= 0, f"--steps-per-execution must be >= 0, got {self.steps_per_execution}"),
+            (self.num_processes >= 1, f"--num-processes must be >= 1, got {self.num_processes}"),
+            (0 <= self.process_id < self.num_processes, f"--process-id must be 0 to {self.num_processes - 1} "
+                                                        f"(--num-processes {self.num_processes}), got {self.process_id}"),
+            (self.num_processes == 1 or bool(self.coordinator),
+             "--num-processes above 1 needs --coordinator HOST:PORT (process 0's address, the same on every process)"),
+            (self.batch_size % self.num_processes == 0,
+             f"--batch-size {self.batch_size} must be a multiple of --num-processes {self.num_processes}"),
+            (self.decode_workers >= 0, f"--decode-workers must be >= 0, got {self.decode_workers}"),
             (self.jit_compile in JIT_CHOICES, f"--jit-compile must be auto, on or off, got {self.jit_compile!r}"),
             (self.deterministic in DETERMINISM_CHOICES,
              f"--deterministic must be auto, on or off, got {self.deterministic!r}"),
@@ -136,21 +158,34 @@ class TrainConfig:
             raise DeviseError(f"--style: {exc}") from None
         return self
 
+    def check_resumable(self) -> "TrainConfig":
+        """Refuse ``--resume`` where it is not supported: runs on several processes (the processes
+        would have to agree where to resume first; not built yet)."""
+        if self.num_processes > 1:
+            raise DeviseError("--resume of a run on several processes is not supported yet: the processes would "
+                              "not agree where to resume; start it again with --overwrite")
+        return self
+
+    def with_runtime_of(self, live: "TrainConfig") -> "TrainConfig":
+        """These settings with ``live``'s :data:`RUNTIME_FIELDS` (``--resume`` keeps where and how this
+        process runs from its command line, the model and data settings from the bundle)."""
+        return dataclasses.replace(self, **{name: getattr(live, name) for name in RUNTIME_FIELDS})
+
     def steps_per_call(self) -> int:
         """``steps_per_execution`` for Keras: as set, or (0) more than one with a GPU, one on CPU."""
         if self.steps_per_execution or self.run_eagerly:
             return max(1, self.steps_per_execution)
-        import tensorflow as tf
+        from models.training.distribute import gpu_count
 
-        return GPU_STEPS_PER_EXECUTION if tf.config.list_logical_devices("GPU") else 1
+        return GPU_STEPS_PER_EXECUTION if gpu_count() else 1
 
     def determinism(self) -> bool:
         """Whether op determinism is on for this run: as set, or (auto) on unless a GPU is present."""
         if self.deterministic != "auto":
             return self.deterministic == "on"
-        import tensorflow as tf
+        from models.training.distribute import gpu_count
 
-        return not tf.config.list_logical_devices("GPU")
+        return not gpu_count()
 
     def jit(self):
         """``jit_compile`` for Keras's ``compile``."""
@@ -169,6 +204,10 @@ class TrainConfig:
         if unknown:
             raise DeviseError(f"unknown training setting(s): {', '.join(unknown)}")
         return cls(**data)
+
+
+# where this process runs and how it reads its input, not what it trains: from the command line even on --resume
+RUNTIME_FIELDS = ("coordinator", "num_processes", "process_id", "decode_workers")
 
 
 def cli_fields() -> list[dataclasses.Field]:

@@ -116,7 +116,7 @@ class FeatureCache:
 
     def dataset(self, labels: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0,
                 drop_remainder: bool = False, weights: bool = False, replicas: int = 1,
-                outputs: tuple[str, ...] = ("embedding", "probs")):
+                outputs: tuple[str, ...] = ("embedding", "probs"), process: int = 0, processes: int = 1):
         """A tf.data stream of ``(float32 features, {output: y for output in outputs}[, weights])`` batches.
 
         ``labels[i]`` is the label of path ``i``. Rows are read ``BLOCK_ROWS`` at a time
@@ -125,6 +125,12 @@ class FeatureCache:
         permuted together. ``weights`` adds per-row weights (1) and pads a last batch
         smaller than ``replicas`` with weight-0 rows (see :func:`pad_to_replicas`).
         """
+        from models.data.pil_pipeline import uses_tf_data
+
+        if not uses_tf_data():  # other Keras backends: the same stream as a PyDataset
+            return feature_batches(self, labels, batch_size, shuffle=shuffle, seed=seed,
+                                   drop_remainder=drop_remainder, weights=weights, outputs=outputs,
+                                   process=process, processes=processes)
         import h5py
         import tensorflow as tf
 
@@ -173,6 +179,100 @@ class FeatureCache:
         return ds.prefetch(2)
 
 
+_FEATURE_BATCHES = None
+
+
+def feature_batches(cache: FeatureCache, labels, batch_size: int, *, shuffle: bool, seed: int = 0,
+                    drop_remainder: bool = False, weights: bool = False,
+                    outputs: tuple[str, ...] = ("embedding", "probs"), process: int = 0, processes: int = 1):
+    """:meth:`FeatureCache.dataset` as a ``keras.utils.PyDataset`` (backends other than TensorFlow).
+
+    The same stream: each epoch (set by :class:`models.data.pil_pipeline.EpochSync`) visits
+    the blocks in a seeded random order, ``GROUP_BLOCKS`` at a time with their rows
+    permuted together, and batches the rows; one group is held in memory at a time.
+    Read in the training process (HDF5 reads release the GIL; no worker processes).
+    With ``processes`` > 1 (several hosts, each with the same cache), this process yields
+    its rows of each global batch, ``batch_size // processes`` of them, in process order
+    (a last, smaller batch is padded with weight-0 rows; needs ``weights`` or ``drop_remainder``).
+    """
+    global _FEATURE_BATCHES
+    if _FEATURE_BATCHES is None:
+        import keras
+
+        class FeatureBatches(keras.utils.PyDataset):
+            def __init__(self, cache, labels, batch_size, shuffle, seed, drop_remainder, weights, outputs,
+                         process, processes):
+                super().__init__()
+                self.process, self.processes = process, processes
+                self.local = batch_size // processes
+                self.cache, self.batch_size, self.shuffle, self.seed = cache, int(batch_size), shuffle, int(seed)
+                self.drop_remainder, self.weights, self.outputs = drop_remainder, weights, tuple(outputs)
+                self.y_rows = np.asarray(labels, np.int32)[cache.index()]
+                self.blocks = max(1, math.ceil(cache.rows / BLOCK_ROWS))
+                self.set_epoch(0)
+
+            def set_epoch(self, epoch):
+                self.epoch = int(epoch)
+                if self.shuffle:
+                    order = np.random.default_rng([self.seed, self.epoch]).permutation(self.blocks)
+                    self.groups = [order[g:g + GROUP_BLOCKS] for g in range(0, self.blocks, GROUP_BLOCKS)]
+                else:
+                    self.groups = [np.asarray([b]) for b in range(self.blocks)]
+                sizes = [sum(min((b + 1) * BLOCK_ROWS, self.cache.rows) - b * BLOCK_ROWS for b in g)
+                         for g in self.groups]
+                self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+                self.loaded = {}
+
+            def __len__(self):
+                rows = self.cache.rows
+                return rows // self.batch_size if self.drop_remainder else math.ceil(rows / self.batch_size)
+
+            def _group(self, g):
+                if g not in self.loaded:
+                    import h5py
+
+                    ids = np.sort(self.groups[g])
+                    spans = [(b * BLOCK_ROWS, min((b + 1) * BLOCK_ROWS, self.cache.rows)) for b in ids]
+                    with h5py.File(self.cache.path, "r") as f:
+                        parts = [(f["features"][a:b], f["scales"][a:b]) for a, b in spans]
+                    x = _unscale(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+                    y = np.concatenate([self.y_rows[a:b] for a, b in spans])
+                    if self.shuffle:
+                        order = np.random.default_rng([self.seed, self.epoch, *ids.tolist()]).permutation(len(x))
+                        x, y = x[order], y[order]
+                    self.loaded = {g: (x, y)}  # one group in memory
+                return self.loaded[g]
+
+            def __getitem__(self, i):
+                a, b = i * self.batch_size, min((i + 1) * self.batch_size, self.cache.rows)
+                xs, ys = [], []
+                g = int(np.searchsorted(self.starts, a, side="right")) - 1
+                while a < b:
+                    x, y = self._group(g)
+                    lo, hi = a - self.starts[g], min(b, self.starts[g + 1]) - self.starts[g]
+                    xs.append(x[lo:hi])
+                    ys.append(y[lo:hi])
+                    a += hi - lo
+                    g += 1
+                x, y = np.concatenate(xs), np.concatenate(ys)
+                w = np.ones(len(y), np.float32)
+                if self.processes > 1:  # this process's rows of the global batch, padded to full
+                    short = self.batch_size - len(y)
+                    if short:
+                        x = np.concatenate([x, np.repeat(x[:1], short, 0)])
+                        y, w = np.concatenate([y, np.repeat(y[:1], short)]), np.concatenate([w, np.zeros(short)])
+                    rows = slice(self.process * self.local, (self.process + 1) * self.local)
+                    x, y, w = x[rows], y[rows], w[rows].astype(np.float32)
+                targets = {name: y for name in self.outputs}
+                return (x, targets, w) if self.weights else (x, targets)
+
+        _FEATURE_BATCHES = FeatureBatches
+    if batch_size % processes:
+        raise ValueError(f"the batch size {batch_size} is not a multiple of the {processes} processes")
+    return _FEATURE_BATCHES(cache, labels, batch_size, shuffle, seed, drop_remainder, weights, outputs, process,
+                            processes)
+
+
 def cached_features(
     feature_model,
     paths: Sequence[str | Path],
@@ -189,6 +289,7 @@ def cached_features(
     shuffle_seed: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    workers: int = 0,
 ) -> FeatureCache:
     """The :class:`FeatureCache` of ``paths`` (rows for the images that decoded), computed if needed.
 
@@ -250,7 +351,7 @@ def cached_features(
 
         pending, upto = 0, 0
         for x, positions in _batches(feature_model, sub_paths, image_size, batch_size, log, recipe, sub_headers,
-                                     strategy):
+                                     strategy, workers):
             buffer_x.append(np.asarray(x, np.float32))
             buffer_i.append(todo[positions])
             pending += len(positions)
@@ -270,8 +371,19 @@ def cached_features(
     return FeatureCache(target, rows, dim)
 
 
-def _batches(feature_model, paths, image_size, batch_size, log, recipe, headers, strategy) -> Iterator:
+def _batches(feature_model, paths, image_size, batch_size, log, recipe, headers, strategy, workers=0) -> Iterator:
     """``(features (n, dim) float32 numpy, positions (n,) int64)`` for each non-empty batch, in order."""
+    from models.data.pil_pipeline import inference_batches, uses_tf_data
+
+    if not uses_tf_data():  # other Keras backends: PIL in worker processes; batches padded to one shape
+        infer = inference_function(feature_model)  # so that the compiled forward pass is traced once
+        for images, positions in inference_batches(paths, image_size, batch_size, log=log, recipe=recipe,
+                                                     workers=workers):
+            if len(positions):
+                padded = np.zeros((batch_size,) + images.shape[1:], np.uint8)
+                padded[:len(images)] = images
+                yield np.asarray(infer(padded))[:len(images)], positions
+        return
     import tensorflow as tf
 
     ds = inference_dataset(paths, image_size, batch_size, log=log, recipe=recipe, headers=headers)

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from models import bundle as B
+from models.data.pil_pipeline import (EpochSync, EvaluationImages, TrainingImages, build_before_fit, decode_workers,
+                                      inference_batches, uses_tf_data)
 from models.data.pipeline import evaluation_dataset, inference_dataset, training_dataset
 from models.net.losses import HingeRankLoss, HitAtK
 from models.training.batchnorm import batchnorm_layers, recompute_batchnorm_statistics
@@ -75,10 +77,20 @@ def _compile(ctx, model, **kwargs) -> None:
 def _fit(ctx, model, phase: str, x, *, epochs: int, steps: int, monitor: str | None = None, **kwargs):
     import warnings
 
-    with warnings.catch_warnings():  # our datasets end each epoch by design (their length is not known ahead)
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        history = model.fit(x, epochs=epochs, callbacks=_callbacks(ctx, phase, epochs, steps, monitor), verbose=0,
-                            shuffle=False, **kwargs)
+    callbacks = _callbacks(ctx, phase, epochs, steps, monitor)
+    datasets = [d for d in (x, kwargs.get("validation_data")) if hasattr(d, "set_epoch")]
+    if datasets:  # PyDatasets (backends other than TensorFlow): the epoch comes from fit, first
+        callbacks.insert(0, EpochSync(*datasets))
+        if hasattr(x, "zeros_batch"):
+            build_before_fit(model, x)
+    try:
+        with warnings.catch_warnings():  # our datasets end each epoch by design (their length is not known ahead)
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            history = model.fit(x, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False, **kwargs)
+    finally:
+        for d in datasets:
+            if hasattr(d, "close"):
+                d.close()
     losses = history.history.get("loss", [])
     if losses and not np.isfinite(losses[-1]):
         shutil.rmtree(ctx.ckpt / f"backup-{phase}", ignore_errors=True)  # never resume from NaN weights
@@ -119,7 +131,13 @@ def _usable(ctx, items) -> int:
 
 def _train_images(ctx):
     paths, labels = _split(ctx.train)
-    return training_dataset(paths, labels, size=ctx.cfg.image_size, batch_size=batch_for(ctx, _usable(ctx, ctx.train)),
+    batch = batch_for(ctx, _usable(ctx, ctx.train))
+    if not uses_tf_data():
+        return TrainingImages(paths, labels, size=ctx.cfg.image_size, batch_size=batch, log=ctx.log,
+                              recipe=ctx.recipe, augment=ctx.cfg.augment, seed=ctx.cfg.seed,
+                              workers=decode_workers(ctx.cfg.decode_workers), process=ctx.cluster.process_id,
+                              processes=ctx.cluster.num_processes)
+    return training_dataset(paths, labels, size=ctx.cfg.image_size, batch_size=batch,
                             log=ctx.log, recipe=ctx.recipe, augment=ctx.cfg.augment, headers=ctx.headers["train"],
                             seed=ctx.cfg.seed, style=ctx.cfg.style)
 
@@ -128,6 +146,10 @@ def _val_images(ctx):
     if not ctx.val:
         return None
     paths, labels = _split(ctx.val)
+    if not uses_tf_data():
+        return EvaluationImages(paths, labels, size=ctx.cfg.image_size, batch_size=ctx.cfg.batch_size, log=ctx.log,
+                                recipe=ctx.recipe, workers=decode_workers(ctx.cfg.decode_workers),
+                                process=ctx.cluster.process_id, processes=ctx.cluster.num_processes)
     return evaluation_dataset(paths, labels, size=ctx.cfg.image_size, batch_size=ctx.cfg.batch_size, log=ctx.log,
                               recipe=ctx.recipe, headers=ctx.headers["val"], replicas=replicas(ctx))
 
@@ -171,8 +193,13 @@ def batchnorm(ctx) -> None:
         chosen = np.sort(np.random.default_rng(cfg.seed).choice(len(paths), size=cfg.bn_images, replace=False))
     headers = ctx.headers["train"]
     sample = headers.subset(chosen)
-    images = [x.numpy() for x, _ in inference_dataset([paths[i] for i in chosen], cfg.image_size, 64, log=ctx.log,
-                                                       recipe=ctx.recipe, headers=sample)]
+    chosen_paths = [paths[i] for i in chosen]
+    if uses_tf_data():
+        images = [x.numpy() for x, _ in inference_dataset(chosen_paths, cfg.image_size, 64, log=ctx.log,
+                                                           recipe=ctx.recipe, headers=sample)]
+    else:
+        images = [x for x, _ in inference_batches(chosen_paths, cfg.image_size, 64, log=ctx.log, recipe=ctx.recipe,
+                                                  workers=decode_workers(cfg.decode_workers))]
     images = np.concatenate(images) if images else np.zeros((0, cfg.image_size, cfg.image_size, 3), np.uint8)
     headers.kinds[chosen] = sample.kinds  # files found to need PIL stay marked
     batches = recompute_batchnorm_statistics(ctx.model.feature_extractor, images,
@@ -193,7 +220,8 @@ def _features(ctx, items, name: str, digest: str, *, shuffle: bool, extractor=No
                             batch_size=cfg.batch_size,
                             cache_dir=ctx.ckpt / "features", name=name, key=key, log=ctx.log, recipe=ctx.recipe,
                             headers=ctx.headers[which], strategy=ctx.strategy,
-                            shuffle_seed=cfg.seed if shuffle else None, progress=update)
+                            shuffle_seed=cfg.seed if shuffle else None, progress=update,
+                            workers=decode_workers(cfg.decode_workers))
     return cache, labels
 
 
@@ -210,12 +238,14 @@ def head(ctx) -> None:
     if cache.rows == 0:
         raise DeviseError("no training image could be decoded")
     batch = batch_for(ctx, cache.rows)
-    train = cache.dataset(labels, batch, shuffle=True, seed=cfg.seed, drop_remainder=True)
+    shard = dict(process=ctx.cluster.process_id, processes=ctx.cluster.num_processes)
+    train = cache.dataset(labels, batch, shuffle=True, seed=cfg.seed, drop_remainder=True, **shard)
     val = None
     if ctx.val:
         vcache, vlabels = _features(ctx, ctx.val, "val", digest, shuffle=False, extractor=extractor)
         if vcache.rows:
-            val = vcache.dataset(vlabels, cfg.batch_size, shuffle=False, weights=True, replicas=replicas(ctx))
+            val = vcache.dataset(vlabels, cfg.batch_size, shuffle=False, weights=True, replicas=replicas(ctx),
+                                 **shard)
     model = ctx.model.head_on_features()
     _compile(ctx, model, optimizer=keras.optimizers.SGD(cfg.head_lr, momentum=cfg.momentum),
              loss={"embedding": _hinge(ctx), "probs": keras.losses.SparseCategoricalCrossentropy()},
@@ -265,8 +295,9 @@ def refit_softmax(ctx) -> None:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        softmax.fit(cache.dataset(labels, batch, shuffle=True, seed=cfg.seed, drop_remainder=True,
-                                  outputs=("probs",)), epochs=max(1, cfg.head_epochs), verbose=0, shuffle=False)
+        data = cache.dataset(labels, batch, shuffle=True, seed=cfg.seed, drop_remainder=True, outputs=("probs",),
+                             process=ctx.cluster.process_id, processes=ctx.cluster.num_processes)
+        softmax.fit(data, epochs=max(1, cfg.head_epochs), verbose=0, shuffle=False, callbacks=[EpochSync(data)])
     bad = nonfinite_weights(ctx.model)
     if bad:
         not_finite("head", None, bad)

@@ -94,7 +94,7 @@ def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, ove
     from models.data.pipeline import FailureLog
     from models.training.distribute import determinism, distribution_strategy, precision
     from models.training.phases import PHASES
-    from models.training.train import RunContext, run_step, scan_inputs
+    from models.training.train import RunContext, _check_style_supported, run_step, scan_inputs
 
     out = B.prepare_output(out, resume=resume, overwrite=overwrite)
     for folder in (out, out / B.CHECKPOINT_DIR):
@@ -112,6 +112,7 @@ def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, ove
     _check(items, classes)
     train, val = stratified_split(items, cfg.val_split, cfg.seed)
     if not resume:
+        _check_style_supported(cfg)
         _write_config(out, cfg, classes, provenance, complete=False)
     keras.utils.set_random_seed(cfg.seed)
     log = FailureLog(on_new=reporter.failure)
@@ -158,8 +159,8 @@ def _write_config(out: Path, cfg: TrainConfig, classes, provenance, *, complete:
 
 def _write_backbone(out: Path, model, cfg: TrainConfig, classes, provenance, train, val, log, recipe: str) -> dict:
     import keras
-    import tensorflow as tf
 
+    from models.training.train import _engine_versions
     from wordnet.base.version import __version__
 
     save_weights_atomic(model.backbone, out / BACKBONE_FILE)
@@ -187,7 +188,8 @@ def _write_backbone(out: Path, model, cfg: TrainConfig, classes, provenance, tra
             "failed_images": len(log), "accuracy": number("accuracy"), "val_accuracy": number("val_accuracy"),
             "seconds": round(sum(float(r.get("seconds") or 0) for r in history), 1),
         },
-        "versions": {"devise": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
+        "versions": {"devise": __version__, "keras": keras.__version__, "backend": keras.backend.backend(),
+                     **_engine_versions()},
     }
     with atomic_write(out / BACKBONE_INFO, encoding="utf-8") as fh:
         json.dump(info, fh, indent=1)

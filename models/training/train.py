@@ -19,6 +19,11 @@ removed only once the step is recorded), so ``resume=True`` continues inside the
 interrupted phase at the next epoch, wherever the process died. The output folder is
 locked for the whole run (:func:`wordnet.base.files.exclusive_lock`, a ``.<name>.lock`` file
 beside it): a second run into the same folder is refused, not interleaved.
+
+Several processes (JAX, ``--num-processes``; :func:`models.training.distribute.join_cluster`):
+every process runs all of the above on its share of each batch; process 0 writes into the
+output folder, the others into a temporary folder of their own (on JAX, Keras's saving is a
+collective: every process must call it), so no file or lock is shared between them.
 """
 from __future__ import annotations
 
@@ -37,9 +42,10 @@ from models.data.pipeline import FailureLog
 from models.net.catalog import BACKBONE_INFO
 from models.training.callbacks import load_state, remove_backup, save_state, save_weights_atomic
 from models.training.config import TrainConfig
-from models.training.distribute import determinism, distribution_strategy, precision
+from models.training.distribute import (Cluster, abandon_cluster, determinism, distribution_strategy, join_cluster,
+                                       precision)
 from models.training.progress import Reporter
-from wordnet.base.errors import DatasetError
+from wordnet.base.errors import DatasetError, DeviseError
 from wordnet.base.files import exclusive_lock, lock_path_for, remove_stale_temps
 from wordnet.vocab import Vocabulary
 
@@ -75,6 +81,7 @@ class RunContext:
     recipe: str = "square"                        # the resolved augmentation recipe
     headers: dict = field(default_factory=dict)   # "train"/"val" -> ImageHeaders (which decoder reads each file)
     manifests: dict = field(default_factory=dict)  # "train"/"val" -> manifest digest (cache keys)
+    cluster: Cluster = field(default_factory=Cluster)  # this process among several (JAX, several hosts)
     last_phase: str | None = None
 
     @property
@@ -116,13 +123,32 @@ def train_devise(
     cfg = (cfg or TrainConfig()).validate()
     if not resume:
         _check_items(items, vocab)  # before the output folder is touched
-    with exclusive_lock(lock_path_for(out), f"output folder {out}"):
-        return _train_locked(items, vocab, out, cfg, val_items=val_items, resume=resume, overwrite=overwrite,
-                             provenance=provenance, reporter=reporter, callbacks=callbacks)
+    if resume:  # refused on every process alike, before any of them waits for another
+        cfg.check_resumable()
+    cluster = join_cluster(cfg)
+    if not cluster.chief:  # the same work as process 0 (its collectives need us), written where nobody reads it
+        import tempfile
+
+        out = Path(tempfile.mkdtemp(prefix=f"devise-process{cluster.process_id}-")) / out.name
+        resume = overwrite = False
+    try:
+        with exclusive_lock(lock_path_for(out), f"output folder {out}"):
+            return _train_locked(items, vocab, out, cfg, val_items=val_items, resume=resume, overwrite=overwrite,
+                                 provenance=provenance, reporter=reporter, callbacks=callbacks, cluster=cluster)
+    except Exception as exc:
+        if cluster.num_processes == 1:
+            raise
+        abandon_cluster()  # the run is lost for every process: exit without waiting for the others
+        if isinstance(exc, DeviseError):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise DeviseError(f"process {cluster.process_id} of {cluster.num_processes} stopped: {first} (another "
+                          f"training process failed or is unreachable?); start every process again with "
+                          f"--overwrite") from None
 
 
 def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resume, overwrite, provenance,
-                  reporter, callbacks) -> TrainResult:
+                  reporter, callbacks, cluster: Cluster = Cluster()) -> TrainResult:
     """:func:`train_devise` while holding the output folder's lock."""
     import keras
 
@@ -131,7 +157,7 @@ def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resum
         remove_stale_temps(folder)  # left by a killed run; no live writer can exist (we hold the lock)
     if resume:
         stored = B.read_config(out)
-        cfg = TrainConfig.from_dict(stored["hyperparameters"]).validate()
+        cfg = TrainConfig.from_dict(stored["hyperparameters"]).with_runtime_of(cfg).validate()
         vocab = Vocabulary.load(out / B.VOCAB_FILE)
         provenance = stored.get("provenance", provenance)
         reporter.message(f"resuming {out} with its stored settings")
@@ -147,6 +173,7 @@ def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resum
         from models.net.backbones import resolve_weights
 
         resolve_weights(cfg.weights, cfg.backbone, cfg.backbone_options())  # a mismatch is refused before any work
+        _check_style_supported(cfg)
         _start_bundle(out, cfg, vocab, provenance, train, val)
 
     keras.utils.set_random_seed(cfg.seed)
@@ -158,7 +185,7 @@ def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resum
         with strategy.scope():  # models, optimizers (built lazily in fit) and metrics all live in it
             model = _build_or_restore(cfg, vocab, out)
             ctx = RunContext(cfg, vocab, out, model, train, val, log, reporter, list(callbacks or []), strategy,
-                             recipe=recipe, headers=headers, manifests=manifests)
+                             recipe=recipe, headers=headers, manifests=manifests, cluster=cluster)
             best = _run_steps(ctx, seconds)
     _write_config(out, cfg, vocab, provenance, train, val, complete=True, log=log, best=best, seconds=seconds,
                   softmax_trained=bool(cfg.pretrain_epochs or cfg.head_epochs), recipe=recipe)
@@ -207,6 +234,16 @@ def _check_items(items, vocab: Vocabulary, what: str = "training") -> None:
 def _wanted(cfg: TrainConfig, step: str) -> bool:
     return {"pretrain": cfg.pretrain_epochs > 0, "batchnorm": cfg.bn_images > 0,
             "head": cfg.head_epochs > 0, "finetune": cfg.finetune_epochs > 0}[step]
+
+
+def _check_style_supported(cfg: TrainConfig) -> None:
+    """``--style`` ops are TensorFlow ops of the tf.data input: refuse them on the TF-free input path."""
+    from models.data.pil_pipeline import uses_tf_data
+    from models.data.style import parse_recipe
+
+    if cfg.augment and parse_recipe(cfg.style) and not uses_tf_data():
+        raise DeviseError(f"--style {cfg.style} needs the TensorFlow input pipeline (its ops are TensorFlow ops) "
+                          "and this run uses the Pillow one; drop --style or train with KERAS_BACKEND=tensorflow")
 
 
 def scan_inputs(out: Path, cfg: TrainConfig, train, val, reporter: Reporter) -> tuple[dict, dict, str]:
@@ -309,7 +346,6 @@ def _mark_done(ctx: RunContext, step: str) -> None:
 def _write_config(out, cfg, vocab, provenance, train, val, *, complete, log=None, best=None, seconds=None,
                   softmax_trained=False, recipe=None) -> None:
     import keras
-    import tensorflow as tf
 
     from wordnet.base.version import __version__
 
@@ -329,7 +365,20 @@ def _write_config(out, cfg, vocab, provenance, train, val, *, complete, log=None
                  "failures": [{"path": p, "reason": r} for p, r in (log.items() if log else [])][:1000]},
         "best": best,
         "seconds": {k: round(v, 2) for k, v in (seconds or {}).items()},
-        "versions": {"devise": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-                     "numpy": np.__version__},
+        "versions": {"devise": __version__, "keras": keras.__version__, "backend": keras.backend.backend(),
+                     **_engine_versions(), "numpy": np.__version__},
     }
     B.write_config(out, config)
+
+
+def _engine_versions() -> dict:
+    """``{engine: version}`` of the Keras backend that trained (tensorflow, jax or torch)."""
+    import importlib
+
+    import keras
+
+    name = keras.backend.backend()
+    try:
+        return {name: importlib.import_module(name).__version__}
+    except (ImportError, AttributeError):  # pragma: no cover - numpy/openvino backends
+        return {}

@@ -191,3 +191,34 @@ def test_default_output_is_under_runs_and_records_every_setting(tmp_path, tiny_k
     hp = json.loads((tmp_path / "runs" / "pets" / "config.json").read_text())["hyperparameters"]
     assert list(hp) == [f.name for f in dataclasses.fields(TrainConfig)]
     assert TrainConfig.from_dict(hp) == TrainConfig(**hp) and hp["image_size"] == 32
+
+
+def test_multi_worker_is_refused_with_one_line_before_anything_is_written(tmp_path, tiny_kv_file):
+    data = make_data(tmp_path / "d", per_class=1)
+    code, out = run("train", data, "--vectors", tiny_kv_file, "-o", tmp_path / "out", "--strategy", "multi-worker")
+    assert (code, out) == (1, "Error: --strategy multi-worker does not work with this Keras: every worker crashes "
+                              "in its first fit (keras-team/keras#20585); train on several hosts with the JAX "
+                              "backend instead (KERAS_BACKEND=jax; see the README, \"Training on ImageNet with "
+                              "GPUs\")\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_several_process_settings_are_checked_with_one_line(tmp_path, tiny_kv_file):
+    data = make_data(tmp_path / "d", per_class=1)
+    base = ("train", data, "--vectors", tiny_kv_file, "-o", tmp_path / "out")
+    cases = [
+        (("--num-processes", 2), "Error: --num-processes above 1 needs --coordinator HOST:PORT (process 0's "
+                                 "address, the same on every process)\n"),
+        (("--num-processes", 2, "--process-id", 2, "--coordinator", "127.0.0.1:1"),
+         "Error: --process-id must be 0 to 1 (--num-processes 2), got 2\n"),
+        (("--num-processes", 2, "--coordinator", "127.0.0.1:1", "-b", 5),
+         "Error: --batch-size 5 must be a multiple of --num-processes 2\n"),
+        (("--num-processes", 2, "--coordinator", "127.0.0.1:1"),  # this test process runs TensorFlow
+         "Error: --num-processes 2 needs the JAX backend (KERAS_BACKEND=jax), not tensorflow\n"),
+    ]
+    for extra, expected in cases:
+        assert run(*base, *extra) == (1, expected), extra
+        assert not (tmp_path / "out").exists()
+    code, out = run(*base, "--num-processes", 2, "--coordinator", "127.0.0.1:1", "--resume")
+    assert (code, out) == (1, "Error: --resume of a run on several processes is not supported yet: the processes "
+                              "would not agree where to resume; start it again with --overwrite\n")

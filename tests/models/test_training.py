@@ -92,7 +92,8 @@ def test_head_run_writes_a_complete_bundle_and_resumes_without_losing_epochs(tra
     assert cfg["format"] == "devise-bundle" and cfg["provenance"] == {"data": "generated"}
     assert TrainConfig.from_dict(cfg["hyperparameters"]) == tiny_config(head_epochs=2)
     assert cfg["data"]["failed_images"] == 1 and cfg["data"]["failures"][0]["path"].endswith("broken.png")
-    assert set(cfg["versions"]) == {"devise", "tensorflow", "keras", "numpy"}
+    assert set(cfg["versions"]) == {"devise", "tensorflow", "keras", "backend", "numpy"}
+    assert cfg["versions"]["backend"] == "tensorflow"
     rows = read_history(out / "history.csv")
     assert [(r["phase"], r["epoch"]) for r in rows] == [("head", "1"), ("head", "2")]
     assert all(float(r["loss"]) >= 0 and 0 <= float(r["val_hit_at_1"]) <= 1 for r in rows)
