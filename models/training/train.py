@@ -23,7 +23,10 @@ beside it): a second run into the same folder is refused, not interleaved.
 Several processes (JAX, ``--num-processes``; :func:`models.training.distribute.join_cluster`):
 every process runs all of the above on its share of each batch; process 0 writes into the
 output folder, the others into a temporary folder of their own (on JAX, Keras's saving is a
-collective: every process must call it), so no file or lock is shared between them.
+collective: every process must call it), so no file or lock is shared between them. Before
+any of them trains, :func:`models.training.resume_point.share_resume_point` checks that all
+were started alike and, on ``resume``, gives the others a read-only copy of process 0's
+checkpoint, so every process continues at process 0's step and epoch.
 """
 from __future__ import annotations
 
