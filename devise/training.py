@@ -38,8 +38,8 @@ def train(data: str | Path, output: str | Path | None = None, *, vocab: str | Pa
     """
     from devise.labels import dataset_labels
     from models.bundle import CONFIG_FILE, VOCAB_FILE, check_output
-    from wordnet.base.errors import BundleError
     from models.training.config import TrainConfig
+    from wordnet.base.errors import BundleError
     from wordnet.base.files import ensure_unlocked, lock_path_for
 
     data = Path(data)
