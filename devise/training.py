@@ -37,8 +37,9 @@ def train(data: str | Path, output: str | Path | None = None, *, vocab: str | Pa
     :class:`models.training.train.TrainResult`.
     """
     from devise.labels import dataset_labels
-    from models.bundle import VOCAB_FILE, check_output
+    from models.bundle import CONFIG_FILE, VOCAB_FILE, check_output
     from models.training.config import TrainConfig
+    from wordnet.base.errors import BundleError
     from wordnet.base.files import ensure_unlocked, lock_path_for
 
     data = Path(data)
@@ -46,11 +47,13 @@ def train(data: str | Path, output: str | Path | None = None, *, vocab: str | Pa
         raise ValueError("give vocab or vectors, not both")
     output = Path(output) if output is not None else default_output(data)
     cfg = TrainConfig(**settings).validate()
-    if resume:
-        cfg.check_resumable()
     if cfg.process_id == 0:  # other processes of a several-host run write nothing there
         ensure_unlocked(lock_path_for(output), f"output folder {output}")  # a run is writing there right now
         check_output(output, resume=resume, overwrite=overwrite)
+    elif resume and not (output / CONFIG_FILE).is_file():  # the others resume from process 0's folder, read-only
+        raise BundleError(f"process {cfg.process_id} sees no run to resume in {output} (no {CONFIG_FILE}): --resume "
+                          f"on several processes reads process 0's --output, which must be on a filesystem every "
+                          f"process sees")
     items, val_items, vocabulary, provenance = dataset_labels(
         data, Path(val) if val is not None else None, vocab_path=vocab, vectors=vectors, overrides=overrides,
         label_text=label_text, resume_vocab=(output / VOCAB_FILE) if resume else None, notify=notify)

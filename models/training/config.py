@@ -158,14 +158,6 @@ class TrainConfig:
             raise DeviseError(f"--style: {exc}") from None
         return self
 
-    def check_resumable(self) -> "TrainConfig":
-        """Refuse ``--resume`` where it is not supported: runs on several processes (the processes
-        would have to agree where to resume first; not built yet)."""
-        if self.num_processes > 1:
-            raise DeviseError("--resume of a run on several processes is not supported yet: the processes would "
-                              "not agree where to resume; start it again with --overwrite")
-        return self
-
     def with_runtime_of(self, live: "TrainConfig") -> "TrainConfig":
         """These settings with ``live``'s :data:`RUNTIME_FIELDS` (``--resume`` keeps where and how this
         process runs from its command line, the model and data settings from the bundle)."""

@@ -23,7 +23,10 @@ beside it): a second run into the same folder is refused, not interleaved.
 Several processes (JAX, ``--num-processes``; :func:`models.training.distribute.join_cluster`):
 every process runs all of the above on its share of each batch; process 0 writes into the
 output folder, the others into a temporary folder of their own (on JAX, Keras's saving is a
-collective: every process must call it), so no file or lock is shared between them.
+collective: every process must call it), so no file or lock is shared between them. Before
+any of them trains, :func:`models.training.resume_point.share_resume_point` checks that all
+were started alike and, on ``resume``, gives the others a read-only copy of process 0's
+checkpoint, so every process continues at process 0's step and epoch.
 """
 from __future__ import annotations
 
@@ -45,11 +48,11 @@ from models.training.config import TrainConfig
 from models.training.distribute import (Cluster, abandon_cluster, determinism, distribution_strategy, join_cluster,
                                        precision)
 from models.training.progress import Reporter
+from models.training.resume_point import STEPS, share_resume_point
+from models.training.resume_point import wanted as _wanted
 from wordnet.base.errors import DatasetError, DeviseError
 from wordnet.base.files import exclusive_lock, lock_path_for, remove_stale_temps
 from wordnet.vocab import Vocabulary
-
-STEPS = ("pretrain", "batchnorm", "head", "finetune")
 
 
 @dataclass
@@ -123,15 +126,12 @@ def train_devise(
     cfg = (cfg or TrainConfig()).validate()
     if not resume:
         _check_items(items, vocab)  # before the output folder is touched
-    if resume:  # refused on every process alike, before any of them waits for another
-        cfg.check_resumable()
     cluster = join_cluster(cfg)
-    if not cluster.chief:  # the same work as process 0 (its collectives need us), written where nobody reads it
-        import tempfile
-
-        out = Path(tempfile.mkdtemp(prefix=f"devise-process{cluster.process_id}-")) / out.name
-        resume = overwrite = False
     try:
+        if cluster.num_processes > 1:  # process 0 decides where every process starts; the others copy its state
+            out = share_resume_point(cluster, out, resume, items, val_items, reporter)
+            if not cluster.chief:  # the same work as process 0 (its collectives need us), written where nobody reads
+                overwrite = False
         with exclusive_lock(lock_path_for(out), f"output folder {out}"):
             return _train_locked(items, vocab, out, cfg, val_items=val_items, resume=resume, overwrite=overwrite,
                                  provenance=provenance, reporter=reporter, callbacks=callbacks, cluster=cluster)
@@ -144,7 +144,7 @@ def train_devise(
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise DeviseError(f"process {cluster.process_id} of {cluster.num_processes} stopped: {first} (another "
                           f"training process failed or is unreachable?); start every process again with "
-                          f"--overwrite") from None
+                          f"--resume (or --overwrite)") from None
 
 
 def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resume, overwrite, provenance,
@@ -229,11 +229,6 @@ def _check_items(items, vocab: Vocabulary, what: str = "training") -> None:
     bad = [lbl for lbl in labels if not 0 <= lbl < len(vocab)]
     if bad:
         raise DatasetError(f"{what} labels {bad[:5]} are outside the vocabulary of {len(vocab)} labels")
-
-
-def _wanted(cfg: TrainConfig, step: str) -> bool:
-    return {"pretrain": cfg.pretrain_epochs > 0, "batchnorm": cfg.bn_images > 0,
-            "head": cfg.head_epochs > 0, "finetune": cfg.finetune_epochs > 0}[step]
 
 
 def _check_style_supported(cfg: TrainConfig) -> None:

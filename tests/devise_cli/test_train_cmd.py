@@ -220,5 +220,5 @@ def test_several_process_settings_are_checked_with_one_line(tmp_path, tiny_kv_fi
         assert run(*base, *extra) == (1, expected), extra
         assert not (tmp_path / "out").exists()
     code, out = run(*base, "--num-processes", 2, "--coordinator", "127.0.0.1:1", "--resume")
-    assert (code, out) == (1, "Error: --resume of a run on several processes is not supported yet: the processes "
-                              "would not agree where to resume; start it again with --overwrite\n")
+    assert (code, out) == (1, f"Error: {tmp_path / 'out'} holds no run to resume (no config.json); drop --resume to "
+                              f"start one\n")  # process 0 checks its folder before it joins the others

@@ -208,3 +208,95 @@ def test_two_processes_on_localhost_match_one(tmp_path, tiny_kv_file):
     assert len(one) == len(two)
     diff = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(one, two))
     assert diff < 1e-5, diff
+
+
+CLI = "import sys\nfrom devise_cli.cli import main\nsys.exit(main())\n"
+
+# process 1 of the interrupted run: SIGKILLs itself before batch 1 of head epoch 2 (after process 0 saved epoch 1)
+KILLED_IN_HEAD_EPOCH_2 = '''
+import os, signal, sys
+import keras
+import models.training.phases as phases
+
+
+class KillMyself(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.epoch, batch) == (1, 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+callbacks = phases._callbacks
+phases._callbacks = lambda ctx, phase, *a, **k: callbacks(ctx, phase, *a, **k) + [KillMyself()] * (phase == "head")
+from devise_cli.cli import main
+sys.exit(main())
+'''
+
+
+def two_processes(tmp_path, args: list, extra: tuple = ((), ()), codes: tuple = (CLI, CLI)):
+    """Run ``devise ARGS`` as 2 JAX processes on localhost (TensorFlow hidden), the README's way: (exit codes, outputs)."""
+    hidden = tmp_path / "no-tensorflow"
+    if not hidden.is_dir():
+        hide_tensorflow(hidden)
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": os.pathsep.join([str(hidden), str(ROOT)]),
+           "JAX_PLATFORMS": "cpu", "DEVISE_COORDINATOR": f"127.0.0.1:{free_port()}", "DEVISE_NUM_PROCESSES": "2"}
+    procs = [subprocess.Popen([sys.executable, "-c", codes[i], *map(str, args), *map(str, extra[i])],
+                              env={**env, "DEVISE_PROCESS_ID": str(i)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, cwd=tmp_path) for i in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    return [p.returncode for p in procs], outputs
+
+
+def errors(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("Error:")]
+
+
+@pytest.mark.slow
+def test_two_processes_resume_where_process_0_stopped(tmp_path, tiny_kv_file):
+    """Process 1 SIGKILLed in head epoch 2; a resume where process 1 lacks --resume fails on both with one Error
+    line and leaves the checkpoint as it was; both resumed continue at head epoch 2 from process 0's checkpoint
+    and finish with the losses and weights of an uninterrupted run: one process, which 2 processes match to float
+    rounding (above: below 1e-5; the global batch's reductions are split otherwise); the resume itself restores
+    float32 weights and optimizer state exactly. ~4 min."""
+    pytest.importorskip("jax")
+    from models.training.resume_point import checkpoint_digest
+
+    data = make_data(tmp_path / "d")
+    args = ["train", data, "--vectors", tiny_kv_file, *TINY_TRAIN_ARGS, "--val-split", "0", "-b", "4",
+            "--bn-images", "50", "--head-epochs", "3", "--finetune-epochs", "0", "--dropout", "0",
+            "--decode-workers", "1", "--seed", "1"]  # no validation: the bundle holds the last epoch's weights
+    code, output = devise_jax(*args, "-o", tmp_path / "one", tmp_path=tmp_path)
+    assert code == 0, output
+    uninterrupted = [line.rsplit("  (", 1)[0] for line in output.splitlines() if line.startswith("head epoch")]
+    two = tmp_path / "two"
+    codes, outputs = two_processes(tmp_path, [*args, "-o", two], codes=(CLI, KILLED_IN_HEAD_EPOCH_2))
+    assert codes == [1, -9], outputs
+    assert len(errors(outputs[0])) == 1 and errors(outputs[0])[0].startswith("Error: process 0 of 2 stopped: ")
+    meta = json.loads((two / "checkpoints" / "backup-head" / "training_metadata.json").read_text())
+    assert meta["epoch"] == 1, meta
+    before = checkpoint_digest(two)
+
+    codes, outputs = two_processes(tmp_path, [*args, "-o", two], extra=(["--resume"], []))
+    expected = ("Error: the training processes disagree with process 0 (process 1: --resume); start every process "
+                "with the same command (--resume needs --output on a filesystem every host sees)")
+    assert codes == [1, 1], outputs
+    assert [errors(out) for out in outputs] == [[expected], [expected]], outputs
+    assert "Traceback" not in outputs[0] + outputs[1]
+    assert checkpoint_digest(two) == before  # nothing was written
+
+    codes, outputs = two_processes(tmp_path, [*args, "-o", two, "--resume"])
+    assert codes == [0, 0], outputs
+    resumed = [[line for line in out.splitlines() if line.startswith("every process resumes at")] for out in outputs]
+    assert resumed[0] == resumed[1] == [f"every process resumes at head epoch 2 (process 0's checkpoint "
+                                        f"{before[:12]})"], outputs
+    epochs = [[line.rsplit("  (", 1)[0] for line in out.splitlines() if line.startswith("head epoch")]
+              for out in outputs]
+    assert epochs[0] == epochs[1] == uninterrupted[1:], (outputs, uninterrupted)  # the same losses, 4 digits
+    assert [e.split("  ")[0] for e in epochs[0]] == ["head epoch 2/3", "head epoch 3/3"]
+    assert f"trained {two}: 16 training / 0 validation images, 4 classes" in outputs[0]
+    one, resumed_two = final_weights(tmp_path / "one"), final_weights(two)
+    diff = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(one, resumed_two))
+    print(f"process 0, resumed:\n{outputs[0]}\nmax |one process - resumed 2 processes| = {diff:.3g}")  # pytest -s
+    assert len(one) == len(resumed_two) and diff < 1e-5, diff
