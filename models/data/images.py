@@ -56,20 +56,11 @@ def load_window(path: str | Path, size: int, window, draft: int | None = None) -
     The TF-free input path (:mod:`models.data.pil_pipeline`) builds training and evaluation
     views with it; ``draft`` as in :func:`read_rgb`.
     """
-    from PIL import Image
-
     img = _read(path, draft)
     w, h = img.size
     top, left, ch, cw = (int(v) for v in window((h, w)))
-    box = (left, top, left + cw, top + ch)
-    if box != (0, 0, w, h):  # crop, then resize: load_image's arithmetic, so centre windows give its pixels
-        img = img.crop(box)
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    arr = np.asarray(img, dtype=np.uint8)
-    if arr.shape != (size, size, 3):  # pragma: no cover - defensive
-        raise ImageError(f"{path}: unexpected decoded shape {arr.shape}")
-    return np.ascontiguousarray(arr)
+    # crop, then resize: load_image's arithmetic, so centre windows give its pixels
+    return _crop_resize(img, (left, top, left + cw, top + ch), size, f"{path}: ")
 
 
 def read_rgb(path: str | Path, draft: int | None = None) -> np.ndarray:
@@ -234,15 +225,19 @@ def _to_rgb(img):
 
 
 def _square_resize(img, size: int, crop: float = 1.0) -> np.ndarray:
+    w, h = img.size
+    return _crop_resize(img, centre_box(w, h, crop), size)
+
+
+def _crop_resize(img, box, size: int, where: str = "") -> np.ndarray:
+    """``img`` cropped to ``box`` (left, top, right, bottom) and resized to ``(size, size, 3)`` uint8 (bilinear)."""
     from PIL import Image
 
-    w, h = img.size
-    box = centre_box(w, h, crop)
-    if box != (0, 0, w, h):
+    if box != (0, 0, *img.size):
         img = img.crop(box)
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     arr = np.asarray(img, dtype=np.uint8)
     if arr.shape != (size, size, 3):  # pragma: no cover - defensive
-        raise ImageError(f"unexpected decoded shape {arr.shape}")
+        raise ImageError(f"{where}unexpected decoded shape {arr.shape}")
     return np.ascontiguousarray(arr)

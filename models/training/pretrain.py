@@ -88,13 +88,10 @@ def _check(items, classes) -> None:
 
 def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, overwrite, provenance, reporter,
                      callbacks) -> PretrainResult:
-    import keras
-
     from models.data.datasets import stratified_split
     from models.data.pipeline import FailureLog
-    from models.training.distribute import determinism, distribution_strategy, precision
     from models.training.phases import PHASES
-    from models.training.train import RunContext, _check_style_supported, run_step, scan_inputs
+    from models.training.train import RunContext, _check_style_supported, run_scope, run_step, scan_inputs
 
     out = B.prepare_output(out, resume=resume, overwrite=overwrite)
     for folder in (out, out / B.CHECKPOINT_DIR):
@@ -114,20 +111,17 @@ def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, ove
     if not resume:
         _check_style_supported(cfg)
         _write_config(out, cfg, classes, provenance, complete=False)
-    keras.utils.set_random_seed(cfg.seed)
     log = FailureLog(on_new=reporter.failure)
     seconds: dict[str, float] = {}
     headers, manifests, recipe = scan_inputs(out, cfg, train, val, reporter)
-    with precision(cfg.mixed_precision), determinism(cfg.determinism()):
-        strategy = distribution_strategy(cfg.strategy)
-        with strategy.scope():
-            model = _build_or_restore(cfg, len(classes), out)
-            ctx = RunContext(cfg, _Classes(classes), out, model, train, val, log, reporter, list(callbacks or []),
-                             strategy, recipe=recipe, headers=headers, manifests=manifests)
-            state = load_state(ctx.state_path)
-            for step in STEPS:
-                if step not in state.get("done", []) and (step != "batchnorm" or cfg.bn_images):
-                    run_step(ctx, step, PHASES[step], seconds)
+    with run_scope(cfg) as strategy:
+        model = _build_or_restore(cfg, len(classes), out)
+        ctx = RunContext(cfg, _Classes(classes), out, model, train, val, log, reporter, list(callbacks or []),
+                         strategy, recipe=recipe, headers=headers, manifests=manifests)
+        state = load_state(ctx.state_path)
+        for step in STEPS:
+            if step not in state.get("done", []) and (step != "batchnorm" or cfg.bn_images):
+                run_step(ctx, step, PHASES[step], seconds)
     info = _write_backbone(out, model, cfg, classes, provenance, train, val, log, recipe)
     _write_config(out, cfg, classes, provenance, complete=True)
     return PretrainResult(out, len(train) - sum(str(p) in log for p, _ in train),

@@ -30,6 +30,8 @@ checkpoint, so every process continues at process 0's step and epoch.
 """
 from __future__ import annotations
 
+import contextlib
+
 import glob
 import time
 from dataclasses import dataclass, field
@@ -150,8 +152,6 @@ def train_devise(
 def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resume, overwrite, provenance,
                   reporter, callbacks, cluster: Cluster = Cluster()) -> TrainResult:
     """:func:`train_devise` while holding the output folder's lock."""
-    import keras
-
     out = B.prepare_output(out, resume=resume, overwrite=overwrite)
     for folder in (out, out / B.CHECKPOINT_DIR, out / B.CHECKPOINT_DIR / "features"):
         remove_stale_temps(folder)  # left by a killed run; no live writer can exist (we hold the lock)
@@ -176,17 +176,14 @@ def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resum
         _check_style_supported(cfg)
         _start_bundle(out, cfg, vocab, provenance, train, val)
 
-    keras.utils.set_random_seed(cfg.seed)
     log = FailureLog(on_new=reporter.failure)
     seconds: dict[str, float] = {}
     headers, manifests, recipe = scan_inputs(out, cfg, train, val, reporter)
-    with precision(cfg.mixed_precision), determinism(cfg.determinism()):
-        strategy = distribution_strategy(cfg.strategy)
-        with strategy.scope():  # models, optimizers (built lazily in fit) and metrics all live in it
-            model = _build_or_restore(cfg, vocab, out)
-            ctx = RunContext(cfg, vocab, out, model, train, val, log, reporter, list(callbacks or []), strategy,
-                             recipe=recipe, headers=headers, manifests=manifests, cluster=cluster)
-            best = _run_steps(ctx, seconds)
+    with run_scope(cfg) as strategy:
+        model = _build_or_restore(cfg, vocab, out)
+        ctx = RunContext(cfg, vocab, out, model, train, val, log, reporter, list(callbacks or []), strategy,
+                         recipe=recipe, headers=headers, manifests=manifests, cluster=cluster)
+        best = _run_steps(ctx, seconds)
     _write_config(out, cfg, vocab, provenance, train, val, complete=True, log=log, best=best, seconds=seconds,
                   softmax_trained=bool(cfg.pretrain_epochs or cfg.head_epochs), recipe=recipe)
     return TrainResult(out, len(train) - _count_failed(train, log), len(val) - _count_failed(val, log),
@@ -229,6 +226,20 @@ def _check_items(items, vocab: Vocabulary, what: str = "training") -> None:
     bad = [lbl for lbl in labels if not 0 <= lbl < len(vocab)]
     if bad:
         raise DatasetError(f"{what} labels {bad[:5]} are outside the vocabulary of {len(vocab)} labels")
+
+
+@contextlib.contextmanager
+def run_scope(cfg: TrainConfig):
+    """A run's numeric set-up, shared by ``train`` and ``pretrain``: the seed, the precision policy and op
+    determinism, then the distribution strategy's scope (models, optimizers, built lazily in ``fit``, and
+    metrics all live in it). Yields the strategy."""
+    import keras
+
+    keras.utils.set_random_seed(cfg.seed)
+    with precision(cfg.mixed_precision), determinism(cfg.determinism()):
+        strategy = distribution_strategy(cfg.strategy)
+        with strategy.scope():
+            yield strategy
 
 
 def _check_style_supported(cfg: TrainConfig) -> None:
