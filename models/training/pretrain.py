@@ -91,7 +91,7 @@ def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, ove
     from models.data.datasets import stratified_split
     from models.data.pipeline import FailureLog
     from models.training.phases import PHASES
-    from models.training.train import RunContext, _check_style_supported, run_scope, run_step, scan_inputs
+    from models.training.train import RunContext, check_style_supported, run_scope, run_step, scan_inputs
 
     out = B.prepare_output(out, resume=resume, overwrite=overwrite)
     for folder in (out, out / B.CHECKPOINT_DIR):
@@ -109,7 +109,7 @@ def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, ove
     _check(items, classes)
     train, val = stratified_split(items, cfg.val_split, cfg.seed)
     if not resume:
-        _check_style_supported(cfg)
+        check_style_supported(cfg)
         _write_config(out, cfg, classes, provenance, complete=False)
     log = FailureLog(on_new=reporter.failure)
     seconds: dict[str, float] = {}
@@ -154,7 +154,7 @@ def _write_config(out: Path, cfg: TrainConfig, classes, provenance, *, complete:
 def _write_backbone(out: Path, model, cfg: TrainConfig, classes, provenance, train, val, log, recipe: str) -> dict:
     import keras
 
-    from models.training.train import _engine_versions
+    from models.training.train import engine_versions
     from wordnet.base.version import __version__
 
     save_weights_atomic(model.backbone, out / BACKBONE_FILE)
@@ -183,7 +183,7 @@ def _write_backbone(out: Path, model, cfg: TrainConfig, classes, provenance, tra
             "seconds": round(sum(float(r.get("seconds") or 0) for r in history), 1),
         },
         "versions": {"devise": __version__, "keras": keras.__version__, "backend": keras.backend.backend(),
-                     **_engine_versions()},
+                     **engine_versions()},
     }
     with atomic_write(out / BACKBONE_INFO, encoding="utf-8") as fh:
         json.dump(info, fh, indent=1)

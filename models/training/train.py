@@ -173,7 +173,7 @@ def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resum
         from models.net.backbones import resolve_weights
 
         resolve_weights(cfg.weights, cfg.backbone, cfg.backbone_options())  # a mismatch is refused before any work
-        _check_style_supported(cfg)
+        check_style_supported(cfg)
         _start_bundle(out, cfg, vocab, provenance, train, val)
 
     log = FailureLog(on_new=reporter.failure)
@@ -242,7 +242,7 @@ def run_scope(cfg: TrainConfig):
             yield strategy
 
 
-def _check_style_supported(cfg: TrainConfig) -> None:
+def check_style_supported(cfg: TrainConfig) -> None:
     """``--style`` ops are TensorFlow ops of the tf.data input: refuse them on the TF-free input path."""
     from models.data.pil_pipeline import uses_tf_data
     from models.data.style import parse_recipe
@@ -372,12 +372,12 @@ def _write_config(out, cfg, vocab, provenance, train, val, *, complete, log=None
         "best": best,
         "seconds": {k: round(v, 2) for k, v in (seconds or {}).items()},
         "versions": {"devise": __version__, "keras": keras.__version__, "backend": keras.backend.backend(),
-                     **_engine_versions(), "numpy": np.__version__},
+                     **engine_versions(), "numpy": np.__version__},
     }
     B.write_config(out, config)
 
 
-def _engine_versions() -> dict:
+def engine_versions() -> dict:
     """``{engine: version}`` of the Keras backend that trained (tensorflow, jax or torch)."""
     import importlib
 
