@@ -37,6 +37,7 @@ def resolve_vocab(vocab, bundle=None):
         vocab = Vocabulary.load(vocab)
     if bundle is not None:
         vocab.check_dim(bundle.dim, f"model {bundle.path}")
+        vocab.check_same_space(bundle.vocab, f"model {bundle.path}")
     return vocab
 
 

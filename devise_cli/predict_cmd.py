@@ -23,7 +23,8 @@ SCORE_KINDS = ("cosine", "softmax")  # --scores
 @click.option("--model", "-m", "model_path", required=True, envvar="DEVISE_MODEL", type=click.Path(path_type=Path),
               help="Model bundle folder written by `devise train`.")
 @click.option("--vocab", "vocab_arg", default="trained", show_default=True, envvar="DEVISE_VOCAB",
-              help="Candidate labels: 'trained' (the bundle's labels) or a vocabulary .h5 from `devise vocab build`.")
+              help="Candidate labels: 'trained' (the bundle's labels) or a vocabulary .h5 from `devise vocab build` "
+                   "built with the model's word vectors and --label-text (another is refused).")
 @click.option("--top", "-k", default=5, show_default=True, type=click.IntRange(1), help="Predictions per image.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image per line.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), envvar="DEVISE_BATCH_SIZE",

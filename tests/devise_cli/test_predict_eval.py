@@ -41,6 +41,8 @@ def env(tiny_kv, tmp_path_factory):
     root = tmp_path_factory.mktemp("predict_eval")
     seen = make_vocab(tiny_kv, SEEN)
     allv = make_vocab(tiny_kv, SEEN + UNSEEN)
+    for v in (seen, allv):  # provenance as `devise vocab build` records it
+        v.attrs.update(vector_source="/vectors/tiny.kv", vector_checksum="c0ffee", label_text="lemmas")
     model = tiny_model(seen.dim, 3)
     proj = model.get_layer("head_projection")
     proj.set_weights([np.zeros_like(proj.get_weights()[0]), seen.vectors[0]])
@@ -50,6 +52,12 @@ def env(tiny_kv, tmp_path_factory):
     allv.save(root / "all.h5")
     make_vocab(tiny_kv, UNSEEN).save(root / "unseen.h5")
     make_vocab(tiny_kv, SEEN, dim=8).save(root / "dim8.h5")
+    for name, attrs in (("other_vectors", dict(vector_source="/vectors/other.bin", vector_checksum="bad", label_text="lemmas")),
+                        ("other_text", dict(vector_source="/vectors/tiny.kv", vector_checksum="c0ffee",
+                                            label_text="lemmas+definition"))):
+        other = make_vocab(tiny_kv, SEEN + UNSEEN)  # same labels, same dimension: only the provenance differs
+        other.attrs.update(attrs)
+        other.save(root / f"{name}.h5")
     data = root / "data"
     for cls, colours in (("dog", ["red", "blue"]), ("cat", ["green", "white"]), ("tiger.n.02", ["black", "gray"])):
         for i, c in enumerate(colours):
@@ -127,6 +135,24 @@ def test_predict_exact_errors(env, tmp_path):
     assert res.stderr == f"Error: {missing}: no such model bundle; train one with `devise train DATA --output {missing}`\n"
     res = invoke("predict", tmp_path / "nothing.png", "--model", env["bundle"])
     assert (res.exit_code, res.stderr) == (1, f"Error: {tmp_path / 'nothing.png'}: no such file or folder\n")
+
+
+def test_predict_and_eval_refuse_a_vocabulary_from_other_vectors_or_label_text(env):
+    """Same labels, same dimension, other word vectors or label text: cosines in another space would
+    rank silently wrong labels, so predict and eval refuse with one line naming both sides."""
+    vocab = env["root"] / "other_vectors.h5"
+    for cmd in (("predict", env["imgs"][0]), ("eval", env["data"])):
+        res = invoke(*cmd, "--model", env["bundle"], "--vocab", vocab)
+        assert res.exit_code == 1, res.output
+        assert res.stderr == (f"Error: {vocab} was built with word vectors other.bin but model {env['bundle']} was "
+                              f"trained with tiny.kv (a different file): its scores would be meaningless; rebuild it "
+                              f"with `devise vocab build ... --vectors /vectors/tiny.kv`\n")
+    vocab = env["root"] / "other_text.h5"
+    res = invoke("predict", env["imgs"][0], "--model", env["bundle"], "--vocab", vocab)
+    assert res.exit_code == 1
+    assert res.stderr.startswith(f"Error: {vocab} was built with --label-text lemmas+definition but model "
+                                 f"{env['bundle']} was trained with --label-text lemmas")
+    assert res.stderr.count("\n") == 1
 
 
 # -- eval ----------------------------------------------------------------------------
