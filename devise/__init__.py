@@ -9,7 +9,7 @@ command line (:mod:`devise_cli`) is a thin Click layer over it. Import from here
     result = devise.train("photos/", output="runs/pets", backbone="mobilenet_v2", weights="none",
                           image_size=64, head_epochs=5, finetune_epochs=0)
     model = devise.load_model("runs/pets")
-    vocab = devise.build_vocabulary(synsets="imagenet1k", skip_missing=True)
+    vocab, missing, source, vectors = devise.build_vocabulary(synsets="imagenet1k", skip_missing=True)
     for record in devise.predict(["cat.jpg"], model, vocab, top=5):
         print(record["path"], [p["label"] for p in record["predictions"]])
     report = devise.evaluate("test/", model="runs/pets", hierarchical=True)
@@ -18,6 +18,9 @@ Names are resolved on first use (PEP 562), so ``import devise`` is instant and l
 neither TensorFlow nor NLTK until a function that needs them is called.
 """
 from __future__ import annotations
+
+import sys as _sys
+import types as _types
 
 from devise._packages import bind as _bind
 
@@ -64,6 +67,22 @@ _EXPORTS = {
 }
 
 __all__ = ["__version__", *_EXPORTS]
+
+
+class _Package(_types.ModuleType):
+    """The ``devise`` module's type: an exported function keeps its name when a submodule of that name loads.
+
+    Importing ``devise.search`` (the module) makes Python bind it as the package attribute
+    ``search``, which would hide the function ``devise.search``; here the function is bound instead.
+    """
+
+    def __setattr__(self, name, value):
+        if isinstance(value, _types.ModuleType) and value.__name__ == f"{__name__}.{name}" and name in _EXPORTS:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

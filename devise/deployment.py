@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from models.export_formats import FORMATS
+from wordnet.base.files import names_target, staging_folder
 
 EXPORT_FORMATS = tuple(FORMATS)
 LABELS_FILE = "labels.json"
@@ -47,10 +47,16 @@ def export(model: str | os.PathLike, output: str | os.PathLike, *, format: str, 
         bundle, cands = load_model(model), None
     else:
         bundle, cands = load_model_and_vocab(model, vocab)
+    with names_target(output):  # a full disk names the export folder, not a file of its staging copy
+        return _export_staged(bundle, cands, output, format, top)
+
+
+def _export_staged(bundle, cands, output: Path, format: str, top: int) -> dict:
+    """Write the export into a hidden folder beside ``output``, then rename it into place."""
     from models.export import export_model
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
+    stage = staging_folder(output)
     try:
         k = min(int(top), len(cands)) if cands is not None else None
         artefact = export_model(bundle.full, stage, format, cands.vectors if cands is not None else None, k or 5)

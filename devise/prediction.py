@@ -66,7 +66,7 @@ def predict(images: Iterable[str | Path], model, vocab="trained", *, top: int = 
             approx: bool = False, temperature: float | None = None, min_score: float | None = None,
             progress: Callable[[int], None] | None = None,
             on_index_build: Callable[[int], None] | None = None) -> Iterator[dict]:
-    """Label ``images`` (files; see :func:`models.data.datasets.expand_image_paths` for folders and globs).
+    """Label ``images``: files, folders and globs, expanded as the CLI does (:func:`models.data.datasets.expand_image_paths`).
 
     ``model`` is a bundle or its folder, ``vocab`` a vocabulary, its file, ``"trained"`` or
     :class:`~devise.vocabularies.GivenLabels`. Yields, in input order, ``{"path", "predictions":
@@ -78,8 +78,10 @@ def predict(images: Iterable[str | Path], model, vocab="trained", *, top: int = 
     index of the vocabulary, built once and cached (``on_index_build(n_labels)`` is called
     before a build); ``progress(done)`` counts files.
     """
+    from models.data.datasets import expand_image_paths
     from wordnet.base.errors import UsageError
 
+    images = expand_image_paths(images)  # a folder is its images, as on the command line
     if isinstance(model, (str, Path)):
         model, vocab = load_model_and_vocab(model, vocab)
     else:
@@ -93,7 +95,7 @@ def predict(images: Iterable[str | Path], model, vocab="trained", *, top: int = 
         search = vector_index(vocab, on_build=on_index_build).search
     elif temperature is not None:
         search = lambda emb, k: vocab.top_k(emb, k, temperature=temperature)  # noqa: E731
-    return predictions(model, vocab, list(images), top, batch_size, progress=progress, search=search,
+    return predictions(model, vocab, images, top, batch_size, progress=progress, search=search,
                        min_score=min_score)
 
 

@@ -4,6 +4,7 @@ Nothing here imports TensorFlow, gensim or NLTK, so ``devise --help`` stays inst
 """
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import sys
@@ -37,12 +38,28 @@ def domain_errors(func):
         except DeviseError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:  # unwritable output folder, full disk, unreadable input...
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
+            raise click.ClickException(os_error_line(exc)) from None
         except KeyboardInterrupt:
             raise click.ClickException("interrupted; files already finished were kept") from None
 
     return wrapper
+
+
+# what to do about an OSError, by errno (the message itself names the file)
+OS_ERROR_ADVICE = {
+    errno.ENOSPC: "free some space there (or write elsewhere) and run the command again; finished files were kept",
+    errno.EDQUOT: "free some space within your quota and run the command again; finished files were kept",
+    errno.EROFS: "that filesystem is read-only; write somewhere else",
+    errno.EACCES: "check its permissions (or use another location)",
+    errno.EPERM: "check its permissions (or use another location)",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """The ``Error:`` text of an ``OSError``: the file, what went wrong, and what to do."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    advice = OS_ERROR_ADVICE.get(exc.errno)
+    return f"{where}{exc.strerror or exc}" + (f"; {advice}" if advice else "")
 
 
 def echo_json(obj) -> None:

@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from wordnet.base.errors import DimensionMismatchError, VocabularyError
-from wordnet.base.files import atomic_path
+from wordnet.base.files import atomic_h5
 
 FORMAT = "devise-vocabulary"
 FORMAT_VERSION = 1
@@ -201,16 +201,15 @@ class Vocabulary:
         attrs.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat())
         attrs.setdefault("devise_version", _version())
         str_dt = h5py.string_dtype("utf-8")
-        with atomic_path(path) as tmp:
-            with h5py.File(tmp, "w") as f:
-                f.attrs["format"] = FORMAT
-                f.attrs["format_version"] = FORMAT_VERSION
-                f.attrs["dim"] = self.dim
-                for k, v in attrs.items():
-                    f.attrs[k] = v
-                for name in ("wnids", "synsets", "labels", "definitions"):
-                    f.create_dataset(name, data=list(getattr(self, name)), dtype=str_dt)
-                f.create_dataset("vectors", data=self.vectors)
+        with atomic_h5(path) as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["dim"] = self.dim
+            for k, v in attrs.items():
+                f.attrs[k] = v
+            for name in ("wnids", "synsets", "labels", "definitions"):
+                f.create_dataset(name, data=list(getattr(self, name)), dtype=str_dt)
+            f.create_dataset("vectors", data=self.vectors)
         return path
 
     @classmethod

@@ -10,9 +10,11 @@ the first one's.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +27,23 @@ TEMP_MARK = ".tmp"
 _TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[^.]+){0,2}$")
 
 
+# errors about the place written to, not about a file the writer happened to be touching
+TARGET_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+@contextlib.contextmanager
+def names_target(target: str | os.PathLike) -> Iterator[None]:
+    """Re-raise a full disk (or quota, read-only filesystem, too big a file) inside the block as an
+    ``OSError`` naming ``target``: what the user asked to write, not the temporary file or the
+    source file a copy was reading when the write failed."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in TARGET_ERRNOS and exc.filename != str(target):
+            raise OSError(exc.errno, os.strerror(exc.errno), str(target)) from exc
+        raise
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
@@ -35,20 +54,43 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     block leaves only that hidden temporary file behind (see :func:`remove_stale_temps`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=TEMP_MARK + "".join(path.suffixes[-2:]), dir=path.parent
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
-    tmp_path.unlink()  # let the writer create it (h5py/keras refuse some existing files)
+    with names_target(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=TEMP_MARK + "".join(path.suffixes[-2:]), dir=path.parent
+        )
+        os.close(fd)
+        tmp_path = Path(tmp)
+        tmp_path.unlink()  # let the writer create it (h5py/keras refuse some existing files)
+        try:
+            yield tmp_path
+            os.replace(tmp_path, path)
+        except BaseException:
+            _abandon(tmp_path)
+            raise
+
+
+def _abandon(tmp: Path) -> None:
+    """Remove a failed writer's temporary file."""
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+
+
+def ensure_space(path: str | os.PathLike, nbytes: int) -> None:
+    """Raise ``OSError(ENOSPC)`` naming ``path`` unless its filesystem has ``nbytes`` free.
+
+    For writers that cannot fail cleanly: HDF5's own file driver (``keras.Model.save_weights``)
+    leaves handles behind on a full disk that crash the interpreter as it exits, so the space
+    is checked before such a write rather than discovered during it.
+    """
+    path = Path(path)
+    folder = path.parent if path.parent.is_dir() else path.parent.parent
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
+        free = shutil.disk_usage(folder).free
+    except OSError:  # cannot tell: let the write itself find out
+        return
+    if free < nbytes:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 @contextlib.contextmanager
@@ -57,6 +99,39 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator
     with atomic_path(path) as tmp:
         with open(tmp, mode, **kwargs) as fh:
             yield fh
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike) -> Iterator:
+    """An ``h5py.File`` open for writing that replaces ``path`` only when it is complete (:func:`atomic_path`).
+
+    HDF5 writes through a Python file object (h5py's ``fileobj`` driver) rather than its own
+    C file calls: a full disk then raises an ordinary ``OSError`` (ENOSPC) from the write,
+    where the C driver leaves a file that cannot be closed and whose handles crash the
+    interpreter as it exits (a segmentation fault after an h5py traceback). The temporary
+    file is removed on any error, so the previous ``path`` stays as it was.
+    """
+    import h5py
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "w+b") as fh:
+            with h5py.File(fh, "w") as f:
+                yield f
+
+
+def staging_folder(final: str | os.PathLike) -> Path:
+    """A new hidden folder beside ``final`` to build it in, then rename onto it.
+
+    ``tempfile.mkdtemp`` makes it ``drwx------`` whatever the umask (right for a private
+    scratch folder, wrong for one that becomes a shared model bundle or export): its mode
+    is set as ``mkdir`` would have set it, so other users read the result as any other file.
+    """
+    final = Path(final)
+    folder = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=TEMP_MARK, dir=final.parent))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    return folder
 
 
 def is_stale_temp(path: str | os.PathLike) -> bool:
