@@ -4,10 +4,13 @@ Nothing here imports TensorFlow, gensim or NLTK, so ``devise --help`` stays inst
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -32,7 +35,11 @@ def domain_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            with interrupts_noticed() as noticed:
+                result = func(*args, **kwargs)
+            if noticed:  # Ctrl-C landed where Python could not raise it (a __del__): it still ends the command
+                raise KeyboardInterrupt
+            return result
         except UsageError as exc:
             raise click.UsageError(str(exc)) from None
         except DeviseError as exc:
@@ -43,6 +50,45 @@ def domain_errors(func):
             raise click.ClickException("interrupted; files already finished were kept") from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def interrupts_noticed():
+    """Yield a list that is non-empty once Ctrl-C (SIGINT) arrived during the block.
+
+    Python raises ``KeyboardInterrupt`` wherever the main thread is; inside a finaliser
+    (a TensorFlow object's ``__del__`` during clean-up) it cannot propagate, is printed as
+    "Exception ignored" with a traceback, and the command would go on to exit 0. Here the
+    signal is also recorded, and such a swallowed one is not printed, so the caller can
+    end the command as interrupted.
+    """
+    noticed: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noticed
+        return
+    previous_hook = sys.unraisablehook
+
+    def on_sigint(signum, frame):
+        noticed.append(True)
+        raise KeyboardInterrupt
+
+    def unraisable(info):
+        if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
+            noticed.append(True)
+            return
+        previous_hook(info)
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main interpreter
+        yield noticed
+        return
+    sys.unraisablehook = unraisable
+    try:
+        yield noticed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook
 
 
 # what to do about an OSError, by errno (the message itself names the file)
