@@ -211,11 +211,36 @@ def test_bundle_and_export_folders_follow_the_umask(env, tmp_path):
         os.umask(old)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_an_unreadable_model_is_not_called_corrupt(env, tmp_path):
+def unreadable(monkeypatch, path: Path) -> None:
+    """Make ``path`` unreadable: chmod 0, and (root reads anything) opening it raises EACCES."""
+    path.chmod(0)
+    real = builtins.open
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and os.path.abspath(file) == str(path):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+        return real(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(io, "open", fake_open)
+
+
+@pytest.mark.parametrize("name", ["model.keras", "vocab.h5", "config.json"])
+def test_an_unreadable_bundle_file_is_not_called_corrupt(env, tmp_path, monkeypatch, name):
     bundle = tmp_path / "bundle"
     shutil.copytree(env["bundle"], bundle)
-    (bundle / "model.keras").chmod(0)
+    unreadable(monkeypatch, (bundle / name).resolve())
     res = invoke("predict", env["data"], "--model", bundle)
     assert res.exit_code == 1
-    assert "Permission denied" in res.stderr and "corrupt" not in res.stderr, res.stderr
+    assert res.stderr == f"Error: {(bundle / name).resolve()}: Permission denied; check its permissions (or use another " \
+                         f"location)\n"
+
+
+def test_a_damaged_bundle_vocabulary_says_retrain(env, tmp_path):
+    """`devise vocab build` is the fix for a vocabulary file, not for a bundle's own labels."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(env["bundle"], bundle)
+    (bundle / "vocab.h5").write_bytes(b"not hdf5")
+    res = invoke("predict", env["data"], "--model", bundle)
+    assert res.exit_code == 1
+    assert res.stderr == f"Error: {bundle / 'vocab.h5'} is corrupt or truncated (OSError); the bundle is damaged, retrain it\n"

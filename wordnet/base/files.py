@@ -134,6 +134,16 @@ def staging_folder(final: str | os.PathLike) -> Path:
     return folder
 
 
+def ensure_readable(path: str | os.PathLike) -> None:
+    """Raise the ``OSError`` (``PermissionError``...) of opening ``path`` for reading, if any.
+
+    For readers that turn any failure into "corrupt, rebuild it": a file that is merely
+    unreadable must be reported as such, with the reason, not condemned.
+    """
+    with open(path, "rb"):
+        pass
+
+
 def is_stale_temp(path: str | os.PathLike) -> bool:
     """Whether ``path`` is named like a temporary file of :func:`atomic_path`."""
     return bool(_TEMP_NAME.match(Path(path).name))
