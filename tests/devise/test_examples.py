@@ -133,3 +133,8 @@ def test_every_example_runs(where, example_folder, capsys):
         assert out.strip(), f"{where} printed nothing"
     if "holiday/" in code:  # the folder was expanded into its images
         assert str(Path("holiday") / "beach.png") in out and "is a folder" not in out
+
+
+def test_the_readme_has_no_unfilled_placeholder():
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert re.findall(r"__[A-Z][A-Z_]+__", text) == []
