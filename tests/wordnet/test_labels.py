@@ -163,3 +163,18 @@ def test_read_label_list_errors(tmp_path):
     with pytest.raises(DeviseError) as err:
         read_label_list(tmp_path / "nope.txt")
     assert str(err.value) == f"{tmp_path / 'nope.txt'}: no such file; give a path or one of imagenet1k, imagenet21k, imagenet-2hop, imagenet-3hop, imagenet-all"
+
+
+def test_a_verb_synset_is_not_a_label(wn):
+    from wordnet import vocab_build
+
+    with pytest.raises(UnknownLabelError, match=r"'run.v.01' is not a noun synset: labels are nouns"):
+        resolve_label(wn, "run.v.01")
+    with pytest.raises(UnknownLabelError, match="is not a noun synset"):
+        vocab_build.subtree_synsets(wn, "run.v.01")  # `vocab build --subtree run.v.01` built verbs
+
+
+@pytest.mark.parametrize("label, name", [("café", "cafe.n.01"), ("crème brûlée", "creme_brulee.n.01"),
+                                         ("Crème Brûlée", "creme_brulee.n.01")])
+def test_accented_labels_find_their_unaccented_lemma(wn, label, name):
+    assert resolve_label(wn, label).name() == name
