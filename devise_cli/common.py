@@ -95,7 +95,7 @@ def interrupts_noticed():
 OS_ERROR_ADVICE = {
     errno.ENOSPC: "free some space there (or write elsewhere) and run the command again; finished files were kept",
     errno.EDQUOT: "free some space within your quota and run the command again; finished files were kept",
-    errno.EROFS: "that filesystem is read-only; write somewhere else",
+    errno.EROFS: "write somewhere else",
     errno.EACCES: "check its permissions (or use another location)",
     errno.EPERM: "check its permissions (or use another location)",
 }

@@ -232,6 +232,15 @@ def disk_cases(fx: Fixture, say) -> list[Case]:
                 case.problems.append("the Error line does not name the target")
             cases.append(case)
             say(case.line())
+        padding = folder / "padding"  # room for the vocabulary and config, not for the first weights
+        os.truncate(padding, max(0, padding.stat().st_size - (256 << 10)))
+        code, out = devise(train_args(fx.data, folder / "run2", fx.vectors, 1, 0), fx.env)
+        case = judge(Case("disk", "train (disk fills mid-run)", "error"), code, out, temps_under(folder))
+        if case.code == 1 and str(folder / "run2") not in out:
+            case.problems.append("the Error line does not name the target")
+        cases.append(case)
+        say(case.line())
+        fill(folder)
         env = dict(fx.env, DEVISE_HOME=str(folder / "home"))
         code, out = devise(["predict", fx.data, "--model", fx.bundle, "--labels", "cat, dog"], env)
         case = judge(Case("disk", "data home (predict --labels)", "error"), code, out, temps_under(folder))

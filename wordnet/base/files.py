@@ -199,12 +199,21 @@ def exclusive_lock(path: str | os.PathLike, what: str = "") -> Iterator[Path]:
     The file is removed on release.
     """
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = _acquire(path, what or str(path))
+    with names_target(guarded_by(path)):  # a full disk names the folder being written, not its lock
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = _acquire(path, what or str(path))
     try:
         yield path
     finally:
         _release(path, fd)
+
+
+def guarded_by(lock: Path) -> Path:
+    """The folder a lock made by :func:`lock_path_for` guards (any other lock file: itself)."""
+    name = lock.name
+    if name.startswith(".") and name.endswith(".lock") and len(name) > len("..lock"):
+        return lock.parent / name[1:-len(".lock")]
+    return lock
 
 
 def lock_holder(path: str | os.PathLike) -> int | None:
@@ -274,9 +283,13 @@ def _acquire(path: Path, what: str, create: bool = True) -> int:
         if not create:
             raise FileNotFoundError(path)
     if create:
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:  # a full disk: give the lock back rather than leave an empty lock file
+            _release(path, fd)
+            raise
     return fd
 
 
