@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from wordnet.base.errors import DimensionMismatchError, VocabularyError
-from wordnet.base.files import atomic_h5
+from wordnet.base.files import atomic_write
 
 FORMAT = "devise-vocabulary"
 FORMAT_VERSION = 1
@@ -201,7 +201,7 @@ class Vocabulary:
         attrs.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat())
         attrs.setdefault("devise_version", _version())
         str_dt = h5py.string_dtype("utf-8")
-        with atomic_h5(path) as f:
+        with atomic_write(path, "w+b") as fh, h5py.File(fh, "w") as f:  # see atomic_write
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["dim"] = self.dim

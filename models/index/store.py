@@ -16,7 +16,7 @@ component, as ``sorted()`` orders a folder of ``Path`` objects), so two indexes 
 same files hold the same rows in the same order however they were built: in one
 process, in shards merged afterwards (:mod:`models.index.merge`), or over several
 incremental runs (:mod:`models.index.update`). Every write replaces the whole file
-atomically (:func:`wordnet.base.files.atomic_h5`) and gives it a new ``generation``,
+atomically (:func:`wordnet.base.files.atomic_write`) and gives it a new ``generation``,
 which the approximate index kept beside it (:mod:`models.index.approx`) records.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ import numpy as np
 
 from models.index.scan import BLOCK_BYTES, MappedRows, row_blocks, scan_top_k
 from wordnet.base.errors import DeviseError
-from wordnet.base.files import atomic_h5
+from wordnet.base.files import atomic_write
 
 FORMAT = "devise-image-index"
 FORMAT_VERSION = 1
@@ -309,7 +309,7 @@ def write_index(path: str | os.PathLike, paths: Sequence[str], sizes, mtimes, em
     meta = {k: v for k, v in attrs.items() if k not in ("path", "generation")}
     meta.update(dim=dim, generation=generation,
                 updated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    with atomic_h5(path) as f:
+    with atomic_write(path, "w+b") as fh, h5py.File(fh, "w") as f:  # see atomic_write
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         for k, v in meta.items():

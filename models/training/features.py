@@ -40,7 +40,7 @@ import numpy as np
 
 from models.data import headers as H
 from models.data.pipeline import FailureLog, inference_dataset, pad_to_replicas
-from wordnet.base.files import atomic_h5, atomic_write
+from wordnet.base.files import atomic_write
 
 CACHE_FORMAT = "devise-features-2"
 _STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # feature model -> {strategy: traced step}
@@ -468,7 +468,7 @@ def _create_partial(partial: Path, key: str, capacity: int, dim: int) -> None:
     """Lay out the partial file once (then closed): later writes only fill rows of its contiguous datasets."""
     import h5py
 
-    with atomic_h5(partial) as f:
+    with atomic_write(partial, "w+b") as fh, h5py.File(fh, "w") as f:  # see atomic_write
         f.attrs["format"] = CACHE_FORMAT
         f.attrs["key"] = key
         f.attrs["capacity"] = capacity

@@ -95,28 +95,16 @@ def ensure_space(path: str | os.PathLike, nbytes: int) -> None:
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator:
-    """Open a temporary file for writing; it replaces ``path`` only when closed cleanly."""
+    """Open a temporary file for writing; it replaces ``path`` only when closed cleanly.
+
+    HDF5 files are written through it too (``atomic_write(path, "w+b")`` handed to
+    ``h5py.File``): HDF5 then writes through this Python file object, so a full disk raises
+    an ordinary ``OSError`` (ENOSPC), where HDF5's own C file driver leaves a file that cannot
+    be closed and whose handles crash the interpreter as it exits (a segmentation fault).
+    """
     with atomic_path(path) as tmp:
         with open(tmp, mode, **kwargs) as fh:
             yield fh
-
-
-@contextlib.contextmanager
-def atomic_h5(path: str | os.PathLike) -> Iterator:
-    """An ``h5py.File`` open for writing that replaces ``path`` only when it is complete (:func:`atomic_path`).
-
-    HDF5 writes through a Python file object (h5py's ``fileobj`` driver) rather than its own
-    C file calls: a full disk then raises an ordinary ``OSError`` (ENOSPC) from the write,
-    where the C driver leaves a file that cannot be closed and whose handles crash the
-    interpreter as it exits (a segmentation fault after an h5py traceback). The temporary
-    file is removed on any error, so the previous ``path`` stays as it was.
-    """
-    import h5py
-
-    with atomic_path(path) as tmp:
-        with open(tmp, "w+b") as fh:
-            with h5py.File(fh, "w") as f:
-                yield f
 
 
 def staging_folder(final: str | os.PathLike) -> Path:
