@@ -18,7 +18,8 @@ makes the bundle) and checks what the user sees:
   labelled and exit 3 — never "corrupt".
 - ``Ctrl-C``: SIGINT to `devise index` early (during start-up), while it embeds, while it folds
   the journal into the index (after the last batch; writes slowed so the signal lands there)
-  and to `devise train` mid-run; expected: exit != 0, "interrupted", no traceback; an index
+  and to `devise train` mid-run; expected: exit != 0, "interrupted" (or Click's "Aborted!" during
+  start-up), no traceback; an index
   run again afterwards finishes with exit 0.
 - ``SIGKILL``: `devise index` killed while embedding, then run again: exit 0.
 
@@ -102,7 +103,8 @@ class Case:
     def line(self) -> str:
         if self.skipped:
             return f"{self.group:<10} {self.name:<34} skipped: {self.skipped}"
-        last = next((ln for ln in reversed(self.output.strip().splitlines()) if ln.strip()), "")
+        last = next((ln for ln in reversed(self.output.strip().splitlines())
+                     if ln.strip() and not ln.startswith("[sent ")), "(no output)")
         verdict = "ok" if not self.problems and not self.traceback else "FAIL " + "; ".join(
             self.problems + (["traceback"] if self.traceback else []))
         return f"{self.group:<10} {self.name:<34} exit {self.code!s:<4} {verdict:<5}  {last[:110]}"
@@ -139,7 +141,8 @@ def judge(case: Case, code: int, out: str, temps: list[Path] = (), before: bytes
         case.problems.append("crash (exit 0)" if code == 0 else f"expected exit 1 and one Error line, got {len(errors)}")
     elif case.expect == "partial" and code != 3:
         case.problems.append(f"expected exit 3, got {code}")
-    elif case.expect == "interrupted" and (code == 0 or "interrupted" not in out):
+    elif case.expect == "interrupted" and (code == 0 or ("interrupted" not in out and "Aborted!" not in out)):
+        # "Aborted!": Click's own line for a Ctrl-C that lands before the command runs (start-up)
         case.problems.append("crash (exit 0: the Ctrl-C was swallowed)" if code == 0 else "no 'interrupted' line")
     elif case.expect == "ok" and code != 0:
         case.problems.append(f"expected exit 0, got {code}")
@@ -373,6 +376,10 @@ RUNNERS = {"disk": disk_cases, "readonly": readonly_cases, "unreadable": unreada
 def run_faults(root: Path, groups=GROUPS, say=print) -> dict:
     fx = Fixture(root, say)
     cases = [c for g in groups for c in RUNNERS[g](fx, say)]
+    logs = root / "logs"  # every case's whole output, to read after the run
+    logs.mkdir(exist_ok=True)
+    for c in cases:
+        (logs / f"{c.group}-{c.name}.txt".replace(" ", "_").replace("/", "_")).write_text(c.output)
     run = [c for c in cases if not c.skipped]
     summary = {"cases": len(run), "skipped": len(cases) - len(run), "crashes": sum(c.crashed for c in run),
                "tracebacks": sum(c.traceback for c in run),
