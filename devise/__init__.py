@@ -43,7 +43,12 @@ _EXPORTS = {
     "Vocabulary": "wordnet.vocab",
     "load_vectors": "wordnet.vectors.loading",
     "train_vectors": "devise.vocabularies",
+    # the default model (ImageNet backbone + DeViSE head, built offline on first use)
+    "ensure_default_model": "devise.default_model",
+    "build_default_model": "devise.default_model",
+    "default_model_path": "devise.default_model",
     # predict, evaluate
+    "METHODS": "wordnet.scoring",
     "predict": "devise.prediction",
     "score_temperature": "devise.temperature",
     "evaluate": "devise.evaluation",

@@ -92,6 +92,21 @@ class Bundle:
         """The augmentation recipe training used (its evaluation view is what inference sees)."""
         return str((self.config.get("preprocessing") or {}).get("recipe", DEFAULT_RECIPE))
 
+    def default_vocab(self) -> Vocabulary:
+        """The labels this bundle ranks unless told otherwise: the vocabulary file its ``config.json`` names as
+        ``default_vocab`` (the default model's broad visual nouns), else its own training labels."""
+        name = self.config.get("default_vocab")
+        if not name:
+            return self.vocab
+        path = self.path / name
+        if "default" not in self._views:
+            try:
+                self._views["default"] = Vocabulary.load(path)
+            except VocabularyError as exc:
+                raise BundleError(f"{path}: the model's default labels cannot be read ({exc}); rebuild the model "
+                                  f"(`devise model build --overwrite`) or pass --vocab/--labels") from None
+        return self._views["default"]
+
     @property
     def has_softmax(self) -> bool:
         return bool(self.config.get("softmax_trained"))
