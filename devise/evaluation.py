@@ -191,9 +191,8 @@ def leakage_note(bundle, cands) -> str | None:
 def _gt_factory():
     """candidate wnids -> ground_truth(wnid, k) -> set of rows, one cached hierarchy per candidate list."""
     from wordnet.hierarchy import HierarchicalGroundTruth
-    from wordnet.reader import load_wordnet
-
     from wordnet.label_vocab import is_free_phrase
+    from wordnet.reader import load_wordnet
 
     wn = load_wordnet()
     cache: dict[tuple, Callable] = {}

@@ -76,8 +76,8 @@ def nearest_labels(vocab, query: str, *, top: int = 10, vectors: str | os.PathLi
     ``[{"wnid", "synset", "label", "score", "definition"}]``, best first.
     """
     from wordnet.base.errors import VectorsError
-    from wordnet.vectors.loading import file_checksum, load_vectors
     from wordnet.query import text_query_vector
+    from wordnet.vectors.loading import file_checksum, load_vectors
     from wordnet.vocab import Vocabulary
 
     if not isinstance(vocab, Vocabulary):
@@ -150,7 +150,8 @@ def given_labels(labels: str | Sequence[str] | None = None, labels_file: str | o
         return None
     chosen = []
     if labels is not None:
-        chosen += parse_labels(labels) if isinstance(labels, str) else [str(x).strip() for x in labels if str(x).strip()]
+        chosen += (parse_labels(labels) if isinstance(labels, str)
+                   else [str(x).strip() for x in labels if str(x).strip()])
         if not chosen:
             raise DeviseError("--labels is empty; give labels separated by commas")
     if labels_file is not None:

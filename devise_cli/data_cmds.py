@@ -126,7 +126,8 @@ def _report(result, n_styles):
 
 @data_group.command("icons")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--size", default=64, show_default=True, type=click.IntRange(8), envvar="DEVISE_ICON_SIZE", help="Image side in pixels.")
+@click.option("--size", default=64, show_default=True, type=click.IntRange(8), envvar="DEVISE_ICON_SIZE",
+              help="Image side in pixels.")
 @click.option("--sets", callback=_csv_list, metavar="PREFIX,...",
               help="Only these Iconify sets (default: every installed set with an open licence).")
 @click.option("--concepts", callback=_csv_list, metavar="NAME,...",

@@ -56,7 +56,8 @@ def render_page(query: str, kind: str, results: list[dict], index_path, n_images
     esc = html.escape
     head = f"<h1>{esc(query)}</h1>"
     if kind == "image" and query_image is not None:
-        head = f'<h1>Images like {esc(str(query_image))}</h1><div class="query">{_picture(str(query_image), "query")}</div>'
+        head = (f'<h1>Images like {esc(str(query_image))}</h1>'
+                f'<div class="query">{_picture(str(query_image), "query")}</div>')
     when = _dt.datetime.now().isoformat(timespec="seconds")
     cards = []
     for r in results:

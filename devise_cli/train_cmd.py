@@ -60,7 +60,8 @@ def option_for(field, flag: str | None = None, default=_NO_DEFAULT) -> click.Opt
         rng = click.IntRange if kind == "int" else click.FloatRange
         bounded = meta.get("min") is not None or meta.get("max") is not None
         extra = {"max_open": True} if meta.get("max_open") else {}
-        kwargs["type"] = rng(meta.get("min"), meta.get("max"), **extra) if bounded else (int if kind == "int" else float)
+        kwargs["type"] = (rng(meta.get("min"), meta.get("max"), **extra) if bounded
+                          else (int if kind == "int" else float))
         kwargs["show_default"] = default is not None
     elif default is not None:
         kwargs["show_default"] = True

@@ -26,7 +26,8 @@ LAZY_TABLES = ("_EXPORTS", "COMMANDS")  # module-level dicts whose values are "m
 FORBIDDEN = [
     ("wordnet", ("keras", "tensorflow", "models", "devise", "devise_cli", "click", "jax", "torch"),
      "the label half never imports Keras, the image half, the API or the CLI"),
-    ("models", ("click", "nltk", "devise", "devise_cli"), "the image half never imports click, NLTK, the API or the CLI"),
+    ("models", ("click", "nltk", "devise", "devise_cli"),
+     "the image half never imports click, NLTK, the API or the CLI"),
     ("devise", ("click", "devise_cli"), "the API never imports click or the CLI"),
 ]
 BASE = "wordnet.base"  # the bottom layer: the standard library and platformdirs only

@@ -391,7 +391,8 @@ class _GapFiller:
         keep = self.src.keep
         stop = self.where[int(positions[-1])] + 1 if len(positions) else len(keep)
         got = set(positions.tolist())
-        missing = [int(p) for p in keep[self.next:stop] if int(p) not in got and self.src.all_paths[int(p)] not in self.log]
+        missing = [int(p) for p in keep[self.next:stop]
+                   if int(p) not in got and self.src.all_paths[int(p)] not in self.log]
         self.next = stop if len(positions) else 0  # the empty batch ends the stream: ready for another pass
         images, positions_out = [], []
         for pos in missing:

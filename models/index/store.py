@@ -209,7 +209,8 @@ class IndexFile(_Identity):
             if f is not None:
                 f.close()
             raise ImageIndexError(f"{path} is corrupt or not an image index ({exc.__class__.__name__}); "
-                                  f"rebuild it with `devise index PHOTOS --model M --output {path} --rebuild`") from None
+                                  f"rebuild it with `devise index PHOTOS --model M --output {path} "
+                                  f"--rebuild`") from None
         attrs["path"] = str(path)
         if isinstance(attrs.get("sources"), str):
             attrs["sources"] = json.loads(attrs["sources"])

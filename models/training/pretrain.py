@@ -177,7 +177,8 @@ def _write_backbone(out: Path, model, cfg: TrainConfig, classes, provenance, tra
         "training": {
             "epochs": cfg.pretrain_epochs, "epochs_done": len(history), "lr": cfg.pretrain_lr,
             "schedule": cfg.pretrain_schedule, "batch_size": cfg.batch_size, "augment": cfg.augment,
-            "augmentation": recipe, "style": cfg.style, "seed": cfg.seed, "initial_weights": cfg.weights, "dropout": cfg.dropout,
+            "augmentation": recipe, "style": cfg.style, "seed": cfg.seed, "initial_weights": cfg.weights,
+            "dropout": cfg.dropout,
             "bn_images": cfg.bn_images, "train_images": len(train), "val_images": len(val),
             "failed_images": len(log), "accuracy": number("accuracy"), "val_accuracy": number("val_accuracy"),
             "seconds": round(sum(float(r.get("seconds") or 0) for r in history), 1),

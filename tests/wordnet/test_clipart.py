@@ -19,7 +19,7 @@ from wordnet.datasets.clipart import (
     read_emoji_splits,
     validate_drawings,
 )
-from wordnet.datasets.emoji_concepts import load_concepts, split_concepts
+from wordnet.datasets.emoji_concepts import split_concepts
 
 NO_ENV = {"DEVISE_CLIPART_DIR": None, "DEVISE_CLIPART_SIZE": None, "DEVISE_SPLIT_SEED": None}
 

@@ -141,7 +141,9 @@ def test_shipped_zero_shot_test_sets():
     all = the 21K classes that are not 1K classes."""
     in1k, in21k = set(read_label_list("imagenet1k")), set(read_label_list("imagenet21k"))
     two, three, every = (read_label_list(n) for n in ("imagenet-2hop", "imagenet-3hop", "imagenet-all"))
-    assert (len(two), len(three), len(every)) == (len(set(two)), len(set(three)), len(set(every))) == (1549, 7860, 20842)
+    assert ((len(two), len(three), len(every))
+            == (len(set(two)), len(set(three)), len(set(every)))
+            == (1549, 7860, 20842))
     assert set(two) < set(three) < set(every) and set(every) == in21k - in1k
     if SHARED.is_dir():
         for name, got in (("2hop", two), ("3hop", three), ("all", every)):
@@ -162,4 +164,5 @@ def test_read_label_list_errors(tmp_path):
     assert str(err.value) == f"{empty}: no labels (expected one label per line)"
     with pytest.raises(DeviseError) as err:
         read_label_list(tmp_path / "nope.txt")
-    assert str(err.value) == f"{tmp_path / 'nope.txt'}: no such file; give a path or one of imagenet1k, imagenet21k, imagenet-2hop, imagenet-3hop, imagenet-all"
+    assert str(err.value) == (f"{tmp_path / 'nope.txt'}: no such file; give a path or one of "
+                              f"imagenet1k, imagenet21k, imagenet-2hop, imagenet-3hop, imagenet-all")

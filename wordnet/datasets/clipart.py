@@ -179,7 +179,7 @@ def build_clipart_dataset(out: str | os.PathLike, wn, drawings: list[Drawing], c
                 digests.add(digest)
                 try:
                     image = _render(path, size)
-                except Exception as exc:  # one broken or huge file must not stop the build
+                except Exception as exc:  # noqa: BLE001 - one broken or huge file must not stop the build
                     result.failures.append((drawing.file, f"{type(exc).__name__}: {exc}"))
                 else:
                     synset = wn.synset(drawing.synset)

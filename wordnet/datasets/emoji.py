@@ -72,7 +72,7 @@ def _render_concept(item, size):
     for source, key in found:
         try:
             images.append((source, key, source.render(key, size)))
-        except Exception as exc:  # a broken icon must not stop the build
+        except Exception as exc:  # noqa: BLE001 - a broken icon must not stop the build
             failures.append((concept.concept, source.name, f"{type(exc).__name__}: {exc}"))
     return concept, images, failures
 

@@ -117,7 +117,7 @@ def build_icon_dataset(out: str | os.PathLike, wn, concepts: list[Concept], coll
                 continue
             try:
                 image = source.render(key, size)
-            except Exception as exc:  # one broken icon must not stop the build
+            except Exception as exc:  # noqa: BLE001 - one broken icon must not stop the build
                 result.failures.append((concept.concept, prefix, f"{type(exc).__name__}: {exc}"))
                 continue
             rel = f"images/{concept.wnid}/{prefix}.png"

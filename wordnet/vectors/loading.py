@@ -139,7 +139,7 @@ def load_vectors(path: str | os.PathLike):
             )
     except VectorsError:
         raise
-    except Exception as exc:  # gensim/pickle raise many types for damaged files
+    except Exception as exc:  # noqa: BLE001 - gensim/pickle raise many types for damaged files
         raise VectorsError(
             f"{path} looks like {kind} vectors but could not be read ({_one_line(exc)}); "
             f"the file is damaged or truncated (tried {_TRIED})"
