@@ -19,6 +19,7 @@ neither TensorFlow nor NLTK until a function that needs them is called.
 """
 from __future__ import annotations
 
+from devise._lazy import lazy_exports as _lazy_exports
 from devise._packages import bind as _bind
 
 _bind()  # `models` and `wordnet` are devise's own packages, whatever the working directory holds
@@ -59,22 +60,17 @@ _EXPORTS = {
     "ImageIndex": "models.index.store",
     "IndexFile": "models.index.store",
     "Shard": "models.data.shards",
-    # errors
+    # errors (every one a DeviseError)
     "DeviseError": "wordnet.base.errors",
+    "UsageError": "wordnet.base.errors",
+    "DatasetError": "wordnet.base.errors",
+    "ImageError": "wordnet.base.errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'devise' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_exports(__name__, _EXPORTS)
 
 
 def __dir__():

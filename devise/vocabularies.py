@@ -12,6 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from devise._lazy import lazy_exports
+
+# names handed on from the two halves, imported on first use (devise._lazy)
+_EXPORTS = {
+    "LABEL_TEXTS": "wordnet.vectors.label_text",  # what a label vector is made of (--label-text)
+    "describe_synsets": "wordnet.vocab_build",
+    "default_vectors_path": "wordnet.vectors.loading",
+    "detect_format": "wordnet.vectors.loading",
+    "file_checksum": "wordnet.vectors.loading",
+    "load_vectors": "wordnet.vectors.loading",
+    "nearest_words": "wordnet.vectors.loading",
+    "resolve_vectors": "wordnet.vectors.loading",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
 
 def load_vocabulary(path: str | os.PathLike):
     """A vocabulary file (``.h5`` from :func:`build_vocabulary`) as a :class:`wordnet.vocab.Vocabulary`."""

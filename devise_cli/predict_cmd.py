@@ -66,10 +66,9 @@ def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx, lab
     """
     from rich.markup import escape
 
-    from devise.prediction import load_model_and_vocab
+    from devise.prediction import expand_image_paths, load_model_and_vocab
     from devise.prediction import predict as predict_images
     from devise.temperature import score_temperature
-    from models.data.datasets import expand_image_paths
 
     spec = given_labels(labels, labels_file, label_descriptions, vocab_arg)
     paths = expand_image_paths(images)

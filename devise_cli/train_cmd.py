@@ -12,16 +12,16 @@ from pathlib import Path
 
 import click
 
+from devise.training import cli_fields
 from devise_cli.common import console, domain_errors, label_text_option
-from models.training.config import cli_fields
 
 
 def _read_config(ctx, param, value):
     """Eager ``--config``: load the file into ``ctx.default_map`` before other options are parsed."""
     if value is None:
         return None
-    from models.training.config import read_config_file
-    from wordnet.base.errors import DeviseError
+    from devise import DeviseError
+    from devise.training import read_config_file
 
     try:
         data = read_config_file(value)

@@ -5,7 +5,7 @@ The layers, bottom to top::
     wordnet.base            errors, safe files and locks, data home, version (stdlib only)
     wordnet | models        the label half (never Keras) | the image half (never click or NLTK)
     devise                  the public API: the one layer that joins both halves (never click)
-    devise_cli              Click glue over devise (no library module imports it)
+    devise_cli              Click glue over devise only (never models or wordnet; no library module imports it)
 
 Every ``import`` and ``from ... import`` in every module is read with :mod:`ast` (nothing is
 imported or executed), function-level imports included, plus the lazy tables that
@@ -29,6 +29,7 @@ FORBIDDEN = [
     ("models", ("click", "nltk", "devise", "devise_cli"),
      "the image half never imports click, NLTK, the API or the CLI"),
     ("devise", ("click", "devise_cli"), "the API never imports click or the CLI"),
+    ("devise_cli", ("models", "wordnet"), "the CLI goes through the devise API, never around it"),
 ]
 BASE = "wordnet.base"  # the bottom layer: the standard library and platformdirs only
 
@@ -193,10 +194,13 @@ def test_the_checks_catch_what_they_claim_to(tmp_path):
     (tmp_path / "models" / "b.py").write_text("from .a import f\n")
     (tmp_path / "wordnet" / "c.py").write_text("def g():\n    import keras\n")
     (tmp_path / "devise" / "__init__.py").write_text('_EXPORTS = {"x": "devise_cli.y"}\n')
+    (tmp_path / "devise_cli" / "d.py").write_text("def h():\n    from wordnet.labels import wnid_of\n")
     graph, _ = import_graph(tmp_path)
     assert find_cycles(graph) == [["models.a", "models.b"]]
     assert direction_violations(tmp_path) == [
         "devise/__init__.py:1: devise imports devise_cli.y (the API never imports click or the CLI)",
+        "devise_cli/d.py:2: devise_cli.d imports wordnet.labels (the CLI goes through the devise API, never "
+        "around it)",
         "wordnet/c.py:2: wordnet.c imports keras (the label half never imports Keras, the image half, the API "
         "or the CLI)",
     ]
@@ -208,3 +212,4 @@ def test_every_package_folder_is_a_package(package):
     for folder in (ROOT / package).rglob("*"):
         if folder.is_dir() and any(folder.glob("*.py")) and "__pycache__" not in folder.parts:
             assert (folder / "__init__.py").is_file(), folder
+

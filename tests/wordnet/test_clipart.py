@@ -16,9 +16,9 @@ from wordnet.datasets.clipart import (
     benchmark_concept,
     build_clipart_dataset,
     read_clipart_table,
-    read_emoji_splits,
     validate_drawings,
 )
+from wordnet.datasets.emoji import read_emoji_splits
 from wordnet.datasets.emoji_concepts import split_concepts
 
 NO_ENV = {"DEVISE_CLIPART_DIR": None, "DEVISE_CLIPART_SIZE": None, "DEVISE_SPLIT_SEED": None}

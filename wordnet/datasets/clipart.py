@@ -250,24 +250,3 @@ def _write_outputs(result: ClipartResult) -> None:
     ]
     with atomic_write(out / "ATTRIBUTION.md", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
-
-
-def read_emoji_splits(folder: str | Path) -> tuple[list[str], list[tuple[int, list[str], list[str]]]]:
-    """``(concept wnids, splits)`` of an emoji dataset built by ``devise data emoji`` (its concepts.csv and
-    splits/), so the clip-art views use exactly its concepts and seen/unseen splits."""
-    folder = Path(folder).expanduser()
-    concepts_csv = folder / "concepts.csv"
-    if not concepts_csv.is_file():
-        raise DatasetError(f"{folder}: not an emoji dataset built by devise (no concepts.csv)")
-
-    def lines(path: Path) -> list[str]:
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-    with open(concepts_csv, newline="", encoding="utf-8") as fh:
-        wnids = [row["wnid"] for row in csv.DictReader(fh)]
-    split_dirs = sorted((folder / "splits").glob("split-*"), key=lambda p: int(p.name.split("-")[1]))
-    if split_dirs:
-        splits = [(int(lines(d / "seed.txt")[0]), lines(d / "seen.txt"), lines(d / "unseen.txt")) for d in split_dirs]
-    else:
-        splits = [(0, lines(folder / "splits" / "seen.txt"), lines(folder / "splits" / "unseen.txt"))]
-    return wnids, splits

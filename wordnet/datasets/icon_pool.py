@@ -232,6 +232,14 @@ class PoolResult:
     def images(self) -> list[dict]:
         return [row for rows in self.classes.values() for row in rows]
 
+    def excluded_by_reason(self) -> dict[str, int]:
+        """Excluded classes per kind of reason (the reason's first word: ``brand``, ``review``, ...), sorted."""
+        reasons: dict[str, int] = {}
+        for _cls, _n, reason in self.excluded:
+            key = reason.split(" ", 1)[0].rstrip(":")
+            reasons[key] = reasons.get(key, 0) + 1
+        return dict(sorted(reasons.items()))
+
 
 def survey(collections: dict, on_set: Callable[[int, int, str], None] | None = None
            ) -> dict[str, dict[str, list[str]]]:
