@@ -16,6 +16,22 @@ command line (:mod:`devise_cli`) is a thin Click layer over it. Import from here
 
 Names are resolved on first use (PEP 562), so ``import devise`` is instant and loads
 neither TensorFlow nor NLTK until a function that needs them is called.
+
+Modules (each light to import; what it hands on from the halves is in its ``_EXPORTS``):
+
+- :mod:`devise.training`: :func:`train`, class names -> WordNet -> label vectors -> a bundle;
+- :mod:`devise.pretraining`: :func:`pretrain`, a backbone pre-trained on an icon pool;
+- :mod:`devise.labels`: a dataset's class names -> WordNet; label lookup and hop splits;
+- :mod:`devise.vocabularies`: label vocabularies, word vectors, labels given on the command line;
+- :mod:`devise.prediction`: :func:`load_model`, :func:`predict`, finding and reading image files;
+- :mod:`devise.temperature`: the softmax temperature that makes scores readable;
+- :mod:`devise.evaluation`: :func:`evaluate` and result records;
+- :mod:`devise.search`: image indexes, their merging, and search by word, synset or image;
+- :mod:`devise.deployment`: :func:`export` (SavedModel, TFLite, ONNX);
+- :mod:`devise.datasets`: the offline benchmark dataset builders (``devise data``);
+- :mod:`devise.files`: atomic writes (reports, pages);
+- :mod:`devise._lazy`: names resolved on first use; :mod:`devise._packages`: ``models`` and
+  ``wordnet`` bound to devise's own packages whatever the working directory holds.
 """
 from __future__ import annotations
 

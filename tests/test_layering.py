@@ -14,6 +14,7 @@ name modules as strings (``devise._EXPORTS``, ``devise_cli.cli.COMMANDS``).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,33 @@ def test_every_package_folder_is_a_package(package):
         if folder.is_dir() and any(folder.glob("*.py")) and "__pycache__" not in folder.parts:
             assert (folder / "__init__.py").is_file(), folder
 
+
+def package_maps(root: Path) -> dict[str, list[str]]:
+    """Package -> its modules and sub-packages that its ``__init__`` docstring does not name (dotted, in full)."""
+    out = {}
+    inits = (p for pkg in PACKAGES for p in (root / pkg).rglob("__init__.py") if "__pycache__" not in p.parts)
+    for init in sorted(inits):
+        package = module_name(init, root)
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
+        children = {p.stem for p in init.parent.glob("*.py") if p.name != "__init__.py"}
+        children |= {d.name for d in init.parent.iterdir() if (d / "__init__.py").is_file()}
+        out[package] = sorted(c for c in children
+                              if not re.search(rf"(?<![\w.]){re.escape(f'{package}.{c}')}(?!\w)", doc))
+    return out
+
+
+def test_every_package_docstring_maps_its_modules():
+    """The package docstrings are the module map: a new module is named in its package's, with its job."""
+    maps = package_maps(ROOT)
+    assert {"devise", "devise_cli", "models", "models.training", "wordnet", "wordnet.datasets"} <= set(maps)
+    assert {package: missing for package, missing in maps.items() if missing} == {}
+
+
+def test_the_map_check_catches_an_unnamed_module(tmp_path):
+    (tmp_path / "models" / "net").mkdir(parents=True)
+    (tmp_path / "models" / "__init__.py").write_text('"""- :mod:`models.net`: the network."""\n')
+    (tmp_path / "models" / "net" / "__init__.py").write_text('"""- :mod:`~models.net.losses`: the loss."""\n')
+    for name in ("losses", "losses_old", "catalog"):
+        (tmp_path / "models" / "net" / f"{name}.py").write_text("")
+    assert package_maps(tmp_path)["models.net"] == ["catalog", "losses_old"]
+    assert package_maps(tmp_path)["models"] == []

@@ -1,4 +1,7 @@
-"""The icon pool: every open icon set in the npm package ``@iconify/json``, drawn for the same concepts.
+"""The icon benchmark (``devise data icons``): the emoji concepts drawn by every open icon set in ``@iconify/json``.
+
+Not the pre-training pool (:mod:`wordnet.datasets.icon_pool`), which uses the same sets for
+classes that are no benchmark concept.
 
 ``@iconify/json`` holds a few hundred icon sets (mostly one-colour pictograms) with each set's
 licence in ``collections.json``. Sets under a non-commercial, no-derivatives or GPL licence
