@@ -222,15 +222,11 @@ def clipart(out, size, emoji_data, split_seed, n_splits, unseen_fraction, heldou
         result = build_clipart_dataset(out, wn, table_rows, concepts, source=source, size=size, splits=splits,
                                        split_seed=split_seed, n_splits=n_splits, unseen_fraction=unseen_fraction,
                                        on_image=update)
-    bench = [r for r in result.images if r["benchmark_wnid"]]
-    seed, seen, unseen = result.splits[0]
-    seen_ids, unseen_ids = set(seen), set(unseen)
-    click.echo(f"rendered {len(result.images)} drawings of {len({r['wnid'] for r in result.images})} synsets in "
+    counts = result.summary()
+    click.echo(f"rendered {len(result.images)} drawings of {counts['synsets']} synsets in "
                f"{result.seconds:.1f} s ({result.duplicates} duplicate files skipped)")
-    click.echo(f"benchmark concepts: {len(bench)} drawings of {len({r['benchmark_wnid'] for r in bench})} "
-               f"concepts; split (seed {seed}): "
-               f"{sum(r['benchmark_wnid'] in seen_ids for r in bench)} seen, "
-               f"{sum(r['benchmark_wnid'] in unseen_ids for r in bench)} unseen")
+    click.echo(f"benchmark concepts: {counts['benchmark_drawings']} drawings of {counts['benchmark_concepts']} "
+               f"concepts; split (seed {counts['seed']}): {counts['seen']} seen, {counts['unseen']} unseen")
     if result.missing:
         click.echo(f"{len(result.missing)} table files not installed, first: {result.missing[0]}")
     for file, reason in result.failures[:5]:

@@ -160,6 +160,8 @@ def test_cli_builds_the_test_set(tmp_path):
     assert lines[-5].startswith("rendered 4 drawings of 4 synsets in ")
     assert lines[-5].endswith(" s (1 duplicate files skipped)")
     assert lines[-4].startswith("benchmark concepts: 3 drawings of 3 concepts; split (seed 0): ")
+    seen, unseen = (int(n) for n in lines[-4].split(": ")[-1].replace(" seen,", "").split()[:2])
+    assert seen + unseen == 3  # every benchmark drawing is of a seen or an unseen concept
     assert lines[-3] == "1 table files not installed, first: animals/not_installed_01.png"
     assert lines[-2] == "  failed tools/empty_01.png: ValueError: the drawing is empty"
     assert lines[-1] == f"wrote {tmp_path / 'out'}"

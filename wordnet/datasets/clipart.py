@@ -62,6 +62,17 @@ class ClipartResult:
     splits: list[tuple[int, list[str], list[str]]] = field(default_factory=list)  # (seed, seen, unseen wnids)
     seconds: float = 0.0
 
+    def summary(self) -> dict:
+        """What ``devise data clipart`` reports: synsets drawn, and the benchmark drawings, their
+        concepts and how many are seen / unseen in the first split."""
+        bench = [r for r in self.images if r["benchmark_wnid"]]
+        seed, seen, unseen = self.splits[0]
+        seen_ids, unseen_ids = set(seen), set(unseen)
+        return {"synsets": len({r["wnid"] for r in self.images}), "benchmark_drawings": len(bench),
+                "benchmark_concepts": len({r["benchmark_wnid"] for r in bench}), "seed": seed,
+                "seen": sum(r["benchmark_wnid"] in seen_ids for r in bench),
+                "unseen": sum(r["benchmark_wnid"] in unseen_ids for r in bench)}
+
 
 def read_clipart_table(path: str | Path | None = None) -> list[Drawing]:
     """The hand-checked table (default: the one shipped with devise); no WordNet needed."""
