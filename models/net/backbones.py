@@ -15,8 +15,16 @@ from pathlib import Path
 import keras
 from keras import ops
 
-from models.net.catalog import (BACKBONE_FILE, BACKBONE_FORMAT, BACKBONE_INFO, BACKBONES, WEIGHTS_DIR,
-                                BackboneSpec, backbone_names, shipped_weights)
+from models.net.catalog import (
+    BACKBONE_FILE,
+    BACKBONE_FORMAT,
+    BACKBONE_INFO,
+    BACKBONES,
+    WEIGHTS_DIR,
+    BackboneSpec,
+    backbone_names,
+    shipped_weights,
+)
 from wordnet.base.errors import BundleError
 
 
@@ -142,7 +150,7 @@ def build_backbone(name: str, image_size: int, weights: str | None = None, optio
             return ctor(weights="imagenet", **kwargs)
         except ValueError as exc:
             raise WeightsError(f"backbone {name}: no ImageNet weights for this configuration ({exc})") from None
-        except Exception as exc:  # URLError, HTTPError, socket errors, "Exception: URL fetch failure"
+        except Exception as exc:  # noqa: BLE001 - URLError, HTTPError, socket errors, "Exception: URL fetch failure"
             raise WeightsError(
                 f"could not download ImageNet weights for {name} ({exc.__class__.__name__}); "
                 f"pass --weights PATH to a local weights file, or --weights none to start from scratch"
@@ -156,7 +164,7 @@ def build_backbone(name: str, image_size: int, weights: str | None = None, optio
     model = ctor(weights=None, **kwargs)
     try:
         model.load_weights(str(path), skip_mismatch=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - h5py and Keras raise many types for a wrong file: one line naming it
         raise WeightsError(
             f"{path}: cannot load these weights into {name} without its top ({exc.__class__.__name__}: "
             f"{str(exc).splitlines()[0][:200]})"
