@@ -39,9 +39,9 @@ import re
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from wordnet.base.errors import DatasetError
 from wordnet.base.files import atomic_path, atomic_write, locks_output_folder
