@@ -357,7 +357,8 @@ def photos(out, sources, max_side, table, gcompris_dir):
     and scikit-image's cat, coffee, rocket, astronaut, coins and motorcycle. Each keeps its
     licence and author (from the package's debian/copyright). Writes OUT/images/<wnid>/,
     manifest.csv, ATTRIBUTION.md, test.csv, and in1k.csv / not_in1k.csv (whether the
-    synset is an ImageNet-1K class: report zero-shot figures for those apart).
+    synset is an ImageNet-1K class: report zero-shot figures for those apart) and
+    not_in1k_strict.csv (also no hypernym or hyponym of a 1K class).
 
     \b
     Example:
@@ -386,9 +387,11 @@ def photos(out, sources, max_side, table, gcompris_dir):
         mine = [r for r in images if r["source"] == source]
         if mine:
             click.echo(f"  {source:<9} {len(mine):>4} photos, {len({r['wnid'] for r in mine})} synsets")
+    strict = [r for r in images if not r["imagenet1k"]]
     click.echo(f"ImageNet-1K classes: {len(in1k)} photos of {len({r['wnid'] for r in in1k})} synsets; "
                f"not in ImageNet-1K: {len(images) - len(in1k)} photos of "
-               f"{len(wnids - {r['wnid'] for r in in1k})} synsets")
+               f"{len(wnids - {r['wnid'] for r in in1k})} synsets, of which {len(strict)} photos of "
+               f"{len({r['wnid'] for r in strict})} synsets neither above nor below a 1K class")
     licences: dict[str, int] = {}
     for r in images:
         licences[r["licence"]] = licences.get(r["licence"], 0) + 1

@@ -19,6 +19,7 @@ from wordnet.datasets.photos import (
     Photo,
     build_photo_dataset,
     credit_for,
+    imagenet1k_relation,
     parse_copyright,
     read_photo_table,
     read_rcc,
@@ -259,6 +260,14 @@ def test_validate_names_every_problem(wn):
                                "d: no synset nosuchthing.n.01")
 
 
+def test_imagenet1k_relation_looks_up_and_down_the_hierarchy(wn):
+    in1k = {"n02106662", "n01855672"}  # German shepherd, goose
+    assert imagenet1k_relation(wn, wn.synset("german_shepherd.n.01"), in1k) == "class"
+    assert imagenet1k_relation(wn, wn.synset("dog.n.01"), in1k) == "hypernym of a class"
+    assert imagenet1k_relation(wn, wn.synset("gosling.n.01"), in1k) == "hyponym of a class"
+    assert imagenet1k_relation(wn, wn.synset("kitten.n.01"), in1k) == ""
+
+
 # --- the build -------------------------------------------------------------------------------------
 
 def fake_gcompris(root: Path) -> tuple[Path, Path, list[Photo]]:
@@ -298,13 +307,16 @@ def test_build_writes_images_manifest_views_and_attribution(tmp_path, wn):
         assert kitten.getpixel((20, 15)) == (200, 30, 30)  # original pixels kept
     manifest = rows(out / "manifest.csv")
     assert manifest[0] == {"path": "images/n01443537/gcompris--zoo-goldfish.jpg", "wnid": "n01443537",
-                           "synset": "goldfish.n.01", "label": "goldfish", "source": "gcompris",
+                           "synset": "goldfish.n.01", "label": "goldfish", "imagenet1k": "class",
+                           "source": "gcompris",
                            "file": "zoo/resource/goldfish.webp", "licence": "CC-BY-SA-3.0",
                            "author": "Cat Photographer", "credit_check": "matches", "note": "a goldfish"}
     assert (manifest[1]["licence"], manifest[1]["author"]) == ("GPL-3", "2016 Folder Artist")
     assert rows(out / "test.csv") == [{"img_name": r["path"], "class": r["wnid"]} for r in manifest]
     assert rows(out / "in1k.csv") == [{"img_name": manifest[0]["path"], "class": "n01443537"}]  # goldfish is 1K
     assert rows(out / "not_in1k.csv") == [{"img_name": manifest[1]["path"], "class": "n02122948"}]
+    assert manifest[1]["imagenet1k"] == ""  # kitten.n.01 is a young mammal in WordNet, not a cat
+    assert rows(out / "not_in1k_strict.csv") == rows(out / "not_in1k.csv")
     attribution = (out / "ATTRIBUTION.md").read_text()
     assert ("| images/n01443537/gcompris--zoo-goldfish.jpg | CC-BY-SA-3.0 | Cat Photographer | "
             "https://commons.wikimedia.org/wiki/File:Cat.jpg | matches |") in attribution
@@ -357,7 +369,8 @@ def test_cli_builds_from_the_installed_package(tmp_path):
     assert lines[-7].startswith("extracted 4 photos of 4 synsets in ")
     assert lines[-6:-4] == ["  gcompris     3 photos, 3 synsets", "  skimage      1 photos, 1 synsets"]
     assert lines[-4] == ("ImageNet-1K classes: 2 photos of 2 synsets; "  # koala, rubber eraser
-                         "not in ImageNet-1K: 2 photos of 2 synsets")
+                         "not in ImageNet-1K: 2 photos of 2 synsets, of which 1 photos of 1 synsets "
+                         "neither above nor below a 1K class")  # coffee.n.01 is above espresso
     assert lines[-3].startswith("licences: ")
     assert lines[-2] == ("GCompris credits: 2 name this very photo, 0 name another photo (licence unverified), "
                          "1 name no source to compare")
@@ -370,6 +383,8 @@ def test_cli_builds_from_the_installed_package(tmp_path):
         with Image.open(out / row["path"]) as image:
             assert max(image.size) <= 256
     assert {r["class"] for r in rows(out / "in1k.csv")} == {"n01882714", "n04116512"}
+    assert rows(out / "not_in1k_strict.csv") == [{"img_name": manifest["erase/resource/kitten.webp"]["path"],
+                                                  "class": "n02122948"}]
 
 
 def test_cli_rejects_an_unknown_source(tmp_path):

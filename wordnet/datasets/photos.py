@@ -28,6 +28,12 @@ Layout of ``OUT`` (every file written atomically)::
     ATTRIBUTION.md                         every image with its licence, author and the credit's source
     test.csv                               img_name,class (devise eval / devise train)
     in1k.csv, not_in1k.csv                 test.csv split by whether the synset is an ImageNet-1K class
+    not_in1k_strict.csv                    not_in1k.csv less the synsets above or below a 1K class in
+                                           WordNet (dog.n.01 is above 118 breeds, gosling.n.01 is a goose)
+
+Zero-shot figures on photographs must be reported apart for the 1K classes (an ImageNet-trained
+backbone has seen them); the manifest's ``imagenet1k`` column (:func:`imagenet1k_relation`) says
+how each synset stands to the 1K, so a stricter split needs no WordNet at evaluation time.
 """
 from __future__ import annotations
 
@@ -67,8 +73,9 @@ SKIMAGE_CREDITS = {
     "stereo_motorcycle": ("not stated (Middlebury 2014 stereo datasets, as shipped by scikit-image)",
                           "D. Scharstein, H. Hirschmueller et al., Middlebury College"),
 }
-MANIFEST_COLUMNS = ("path", "wnid", "synset", "label", "source", "file", "licence", "author",
+MANIFEST_COLUMNS = ("path", "wnid", "synset", "label", "imagenet1k", "source", "file", "licence", "author",
                     "credit_check", "note")
+IN1K_CLASS, IN1K_BELOW, IN1K_ABOVE = "class", "hyponym of a class", "hypernym of a class"
 TABLE_COLUMNS = ("source", "file", "synset", "wnid", "credit_check", "note")
 CREDIT_CHECKS = ("", "matches", "mismatch")
 RCC_PREFIX = "gcompris/src/activities/"  # where activity resources sit inside each .rcc
@@ -353,6 +360,20 @@ def _skimage_image(name: str):
     return Image.fromarray(image)
 
 
+def imagenet1k_relation(wn, synset, in1k: set[str]) -> str:
+    """How ``synset`` stands to the ImageNet-1K classes ``in1k`` (wnids): ``"class"``, ``"hyponym of a
+    class"`` (a gosling is a goose), ``"hypernym of a class"`` (dog.n.01 is above 118 breeds), or ``""``."""
+    from wordnet.labels import wnid_of
+
+    if wnid_of(synset) in in1k:
+        return IN1K_CLASS
+    if any(wnid_of(a) in in1k for path in synset.hypernym_paths() for a in path):
+        return IN1K_BELOW
+    if any(wnid_of(d) in in1k for d in synset.closure(lambda s: s.hyponyms() + s.instance_hyponyms())):
+        return IN1K_ABOVE
+    return ""
+
+
 # --- the build ---------------------------------------------------------------------------------
 
 @dataclass
@@ -448,6 +469,7 @@ def build_photo_dataset(out: str | os.PathLike, wn, photos: list[Photo], *, sour
         synset = wn.synset(photo.synset)
         result.images.append({
             "path": rel, "wnid": photo.wnid, "synset": photo.synset, "label": display_label(synset),
+            "imagenet1k": imagenet1k_relation(wn, synset, result.in1k),
             "source": photo.source, "file": photo.file, "licence": licence, "author": author,
             "credit_check": photo.credit_check or "", "note": photo.note, "credit_source": credit_source})
     if not result.images:
@@ -466,6 +488,8 @@ def _write_outputs(result: PhotoResult) -> None:
               [(r["path"], r["wnid"]) for r in rows if r["wnid"] in result.in1k])
     write_csv(out / "not_in1k.csv", ("img_name", "class"),
               [(r["path"], r["wnid"]) for r in rows if r["wnid"] not in result.in1k])
+    write_csv(out / "not_in1k_strict.csv", ("img_name", "class"),
+              [(r["path"], r["wnid"]) for r in rows if not r["imagenet1k"]])
     _write_attribution(result)
 
 
