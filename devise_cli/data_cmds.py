@@ -352,9 +352,9 @@ def pool(out, size, min_sets, max_per_class, seed, sets, table, node_modules):
 def photos(out, sources, max_side, table, gcompris_dir):
     """Extract labelled real photographs (GCompris, scikit-image) into a test set for photographs.
 
-    A hand-checked table maps about 150 photos to WordNet noun synsets: animals, household
-    objects, tools, windmills and dams from the Qt resource files of Debian's gcompris-qt-data,
-    and scikit-image's cat, coffee, rocket, astronaut, coins and motorcycle. Each keeps its
+    A hand-checked table maps about 190 photos to WordNet noun synsets: animals, household
+    objects, tools, windmills, dams and buildings from the Qt resource files of Debian's
+    gcompris-qt-data, and scikit-image's cat, coffee, rocket, astronaut, coins and motorcycle. Each keeps its
     licence and author (from the package's debian/copyright). Writes OUT/images/<wnid>/,
     manifest.csv, ATTRIBUTION.md, test.csv, and in1k.csv / not_in1k.csv (whether the
     synset is an ImageNet-1K class: report zero-shot figures for those apart) and
