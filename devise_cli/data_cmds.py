@@ -305,3 +305,74 @@ def pool(out, size, min_sets, max_per_class, seed, sets, table, node_modules):
     for prefix, icon, reason in result.failures[:5]:
         click.echo(f"  failed {prefix}:{icon}: {reason}")
     click.echo(f"wrote {result.out}")
+
+
+@data_group.command("photos")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--sources", callback=_csv_list, metavar="SOURCE,...",
+              help="Only these sources: gcompris (Debian gcompris-qt-data), skimage (scikit-image) [default: both].")
+@click.option("--max-side", default=512, show_default=True, type=click.IntRange(32), envvar="DEVISE_PHOTO_MAX_SIDE",
+              help="Longer side in pixels; larger photos are shrunk, smaller ones kept as they are.")
+@click.option("--table", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Photo table CSV source,file,synset,wnid,credit_check,note (default: the hand-checked "
+                   "table shipped with devise).")
+@click.option("--gcompris", "gcompris_dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="DEVISE_GCOMPRIS_DIR", help="Folder of GCompris' .rcc files [default: /usr/share/gcompris-qt/rcc].")
+@domain_errors
+def photos(out, sources, max_side, table, gcompris_dir):
+    """Extract labelled real photographs (GCompris, scikit-image) into a test set for photographs.
+
+    A hand-checked table maps about 190 photos to WordNet noun synsets: animals, household
+    objects, tools, windmills, dams and buildings from the Qt resource files of Debian's
+    gcompris-qt-data, and scikit-image's cat, coffee, rocket, astronaut, coins and motorcycle. Each keeps its
+    licence and author (from the package's debian/copyright). Writes OUT/images/<wnid>/,
+    manifest.csv, ATTRIBUTION.md, test.csv, and in1k.csv / not_in1k.csv (whether the
+    synset is an ImageNet-1K class: report zero-shot figures for those apart) and
+    not_in1k_strict.csv (also no hypernym or hyponym of a 1K class).
+
+    \b
+    Example:
+      apt-get install gcompris-qt-data
+      devise data photos data/photos
+      devise eval data/photos/not_in1k.csv --model runs/mine
+    """
+    from wordnet.datasets.photos import SOURCES, build_photo_dataset, read_photo_table
+    from wordnet.reader import load_wordnet
+
+    unknown = [s for s in (sources or []) if s not in SOURCES]
+    if unknown:
+        raise click.BadParameter(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}",
+                                 param_hint="--sources")
+    wn = load_wordnet()
+    rows = read_photo_table(table)
+    chosen = tuple(s for s in SOURCES if sources is None or s in sources)
+    with progress_bar("extracting", sum(r.source in chosen for r in rows)) as update:
+        result = build_photo_dataset(out, wn, rows, sources=chosen, gcompris=gcompris_dir, max_side=max_side,
+                                     on_image=update)
+    images = result.images
+    wnids = {r["wnid"] for r in images}
+    in1k = [r for r in images if r["wnid"] in result.in1k]
+    click.echo(f"extracted {len(images)} photos of {len(wnids)} synsets in {result.seconds:.1f} s")
+    for source in SOURCES:
+        mine = [r for r in images if r["source"] == source]
+        if mine:
+            click.echo(f"  {source:<9} {len(mine):>4} photos, {len({r['wnid'] for r in mine})} synsets")
+    strict = [r for r in images if not r["imagenet1k"]]
+    click.echo(f"ImageNet-1K classes: {len(in1k)} photos of {len({r['wnid'] for r in in1k})} synsets; "
+               f"not in ImageNet-1K: {len(images) - len(in1k)} photos of "
+               f"{len(wnids - {r['wnid'] for r in in1k})} synsets, of which {len(strict)} photos of "
+               f"{len({r['wnid'] for r in strict})} synsets neither above nor below a 1K class")
+    licences: dict[str, int] = {}
+    for r in images:
+        licences[r["licence"]] = licences.get(r["licence"], 0) + 1
+    click.echo("licences: " + ", ".join(f"{name} {n}" for name, n in sorted(licences.items(), key=lambda kv: -kv[1])))
+    checks = {k: sum(r["credit_check"] == k for r in images if r["source"] == "gcompris")
+              for k in ("matches", "mismatch", "")}
+    click.echo(f"GCompris credits: {checks['matches']} name this very photo, {checks['mismatch']} name another "
+               f"photo (licence unverified), {checks['']} name no source to compare")
+    if result.missing:
+        reasons = sorted({why for _f, why in result.missing})
+        click.echo(f"skipped {len(result.missing)} photos not installed: {'; '.join(reasons)}")
+    for file, reason in result.failures[:5]:
+        click.echo(f"  failed {file}: {reason}")
+    click.echo(f"wrote {result.out}")
