@@ -1,6 +1,6 @@
 """Offline benchmark datasets from art installed on this machine (what ``devise data`` builds).
 
-Emoji sets, Iconify icon sets and Open Clip Art rendered into zero-shot benchmarks with
+Emoji sets, Iconify icon sets and Open Clip Art rendered (and real photographs extracted) into zero-shot benchmarks with
 seen/unseen concept splits, and the pre-training pool of icon classes disjoint from them.
 The builders live in :mod:`wordnet.datasets`; this module hands them on, each imported on
 first use (:mod:`devise._lazy`).
@@ -32,5 +32,9 @@ _EXPORTS = {
     "pool_collections": "wordnet.datasets.icon_pool",
     "brand_names": "wordnet.datasets.icon_pool",
     "build_icon_pool": "wordnet.datasets.icon_pool",
+    # labelled real photographs (GCompris, scikit-image)
+    "PHOTO_SOURCES": "wordnet.datasets.photos",
+    "read_photo_table": "wordnet.datasets.photos",
+    "build_photo_dataset": "wordnet.datasets.photos",
 }
 __getattr__ = lazy_exports(__name__, _EXPORTS)

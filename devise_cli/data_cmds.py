@@ -317,7 +317,8 @@ def pool(out, size, min_sets, max_per_class, seed, sets, table, node_modules):
               help="Photo table CSV source,file,synset,wnid,credit_check,note (default: the hand-checked "
                    "table shipped with devise).")
 @click.option("--gcompris", "gcompris_dir", type=click.Path(file_okay=False, path_type=Path),
-              envvar="DEVISE_GCOMPRIS_DIR", help="Folder of GCompris' .rcc files [default: /usr/share/gcompris-qt/rcc].")
+              envvar="DEVISE_GCOMPRIS_DIR",
+              help="Folder of GCompris' .rcc files [default: /usr/share/gcompris-qt/rcc].")
 @domain_errors
 def photos(out, sources, max_side, table, gcompris_dir):
     """Extract labelled real photographs (GCompris, scikit-image) into a test set for photographs.
@@ -336,16 +337,15 @@ def photos(out, sources, max_side, table, gcompris_dir):
       devise data photos data/photos
       devise eval data/photos/not_in1k.csv --model runs/mine
     """
-    from wordnet.datasets.photos import SOURCES, build_photo_dataset, read_photo_table
-    from wordnet.reader import load_wordnet
+    from devise.datasets import PHOTO_SOURCES, build_photo_dataset, load_wordnet, read_photo_table
 
-    unknown = [s for s in (sources or []) if s not in SOURCES]
+    unknown = [s for s in (sources or []) if s not in PHOTO_SOURCES]
     if unknown:
-        raise click.BadParameter(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}",
+        raise click.BadParameter(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(PHOTO_SOURCES)}",
                                  param_hint="--sources")
     wn = load_wordnet()
     rows = read_photo_table(table)
-    chosen = tuple(s for s in SOURCES if sources is None or s in sources)
+    chosen = tuple(s for s in PHOTO_SOURCES if sources is None or s in sources)
     with progress_bar("extracting", sum(r.source in chosen for r in rows)) as update:
         result = build_photo_dataset(out, wn, rows, sources=chosen, gcompris=gcompris_dir, max_side=max_side,
                                      on_image=update)
@@ -353,7 +353,7 @@ def photos(out, sources, max_side, table, gcompris_dir):
     wnids = {r["wnid"] for r in images}
     in1k = [r for r in images if r["wnid"] in result.in1k]
     click.echo(f"extracted {len(images)} photos of {len(wnids)} synsets in {result.seconds:.1f} s")
-    for source in SOURCES:
+    for source in PHOTO_SOURCES:
         mine = [r for r in images if r["source"] == source]
         if mine:
             click.echo(f"  {source:<9} {len(mine):>4} photos, {len({r['wnid'] for r in mine})} synsets")

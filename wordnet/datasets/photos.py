@@ -58,7 +58,7 @@ ENV_GCOMPRIS_DIR = "DEVISE_GCOMPRIS_DIR"
 GCOMPRIS_DIRS = ("/usr/share/gcompris-qt/rcc",)
 GCOMPRIS_COPYRIGHT = Path("/usr/share/doc/gcompris-qt-data/copyright")
 HOW_TO_GET = "apt-get install gcompris-qt-data"
-SOURCES = ("gcompris", "skimage")
+PHOTO_SOURCES = ("gcompris", "skimage")
 SOURCE_TITLES = {
     "gcompris": "GCompris (Debian gcompris-qt-data)",
     "skimage": "scikit-image (skimage.data)",
@@ -254,8 +254,8 @@ def read_photo_table(path: str | os.PathLike | None = None) -> list[Photo]:
         values = {k: (row.get(k) or "").strip() for k in TABLE_COLUMNS}
         if not all(values[k] for k in ("source", "file", "synset", "wnid")):
             raise DatasetError(f"{path}:{line}: source, file, synset and wnid are required")
-        if values["source"] not in SOURCES:
-            raise DatasetError(f"{path}:{line}: unknown source {values['source']!r}; one of {', '.join(SOURCES)}")
+        if values["source"] not in PHOTO_SOURCES:
+            raise DatasetError(f"{path}:{line}: unknown source {values['source']!r}; one of {', '.join(PHOTO_SOURCES)}")
         if values["credit_check"] not in CREDIT_CHECKS:
             raise DatasetError(f"{path}:{line}: credit_check must be empty, matches or mismatch, "
                                f"not {values['credit_check']!r}")
@@ -292,7 +292,9 @@ def validate_photos(wn, photos: list[Photo]) -> None:
 # --- sources -----------------------------------------------------------------------------------
 
 def gcompris_dir(folder: str | os.PathLike | None = None) -> Path:
-    """The installed ``.rcc`` folder: ``folder``, ``$DEVISE_GCOMPRIS_DIR`` or Debian's; :class:`DatasetError` if none."""
+    """The installed ``.rcc`` folder: ``folder``, ``$DEVISE_GCOMPRIS_DIR`` or Debian's.
+
+    :class:`DatasetError` if there is none."""
     candidates = [Path(folder).expanduser()] if folder else []
     if os.environ.get(ENV_GCOMPRIS_DIR):
         candidates.append(Path(os.environ[ENV_GCOMPRIS_DIR]).expanduser())
@@ -404,7 +406,7 @@ def _finish(image, max_side: int):
 
 
 @locks_output_folder("dataset folder")
-def build_photo_dataset(out: str | os.PathLike, wn, photos: list[Photo], *, sources: tuple[str, ...] = SOURCES,
+def build_photo_dataset(out: str | os.PathLike, wn, photos: list[Photo], *, sources: tuple[str, ...] = PHOTO_SOURCES,
                         gcompris: str | os.PathLike | None = None, copyright_file: str | os.PathLike | None = None,
                         max_side: int = 512, on_image: Callable[[int, int], None] | None = None) -> PhotoResult:
     """Extract every photo of the table from ``sources``, write the layout above.
@@ -418,9 +420,9 @@ def build_photo_dataset(out: str | os.PathLike, wn, photos: list[Photo], *, sour
 
     if max_side < 32:
         raise DatasetError(f"--max-side must be at least 32 pixels, got {max_side}")
-    unknown = [s for s in sources if s not in SOURCES]
+    unknown = [s for s in sources if s not in PHOTO_SOURCES]
     if unknown:
-        raise DatasetError(f"unknown photo source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}")
+        raise DatasetError(f"unknown photo source(s) {', '.join(unknown)}; choose from {', '.join(PHOTO_SOURCES)}")
     validate_photos(wn, photos)
     wanted = [p for p in photos if p.source in sources]
     out = Path(out).expanduser()
@@ -457,7 +459,7 @@ def build_photo_dataset(out: str | os.PathLike, wn, photos: list[Photo], *, sour
         except ImportError as exc:
             result.missing.append((photo.file, f"{exc}; pip install scikit-image"))
             continue
-        except Exception as exc:  # one broken picture must not stop the build
+        except Exception as exc:  # noqa: BLE001 - one broken picture must not stop the build
             result.failures.append((photo.file, f"{type(exc).__name__}: {exc}"))
             continue
         finally:
