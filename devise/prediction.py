@@ -10,6 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
+from devise._lazy import lazy_exports
+
+# names handed on from the two halves, imported on first use (devise._lazy)
+_EXPORTS = {
+    "expand_image_paths": "models.data.datasets",  # files, folders and globs -> image files
+    "load_image": "models.data.images",  # one file -> an RGB array (raises ImageError)
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
 TRAINED = "trained"  # --vocab value: the bundle's own training labels
 DEFAULT = "default"  # --vocab value: the bundle's default labels (config.json "default_vocab"), else its own
 

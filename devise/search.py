@@ -3,8 +3,9 @@
 A trained model puts photos and label vectors in one space. :func:`index_images` embeds
 files into an image index file (incrementally: only new or changed files are embedded;
 crash-safe; one shard of the files with ``shard``), :func:`merge_indexes` joins the parts
-of a sharded run, and :func:`search` ranks an index without reading it into memory. A text query needs only the index and the
-model's word vectors (no TensorFlow); an image query loads the model recorded in the index.
+of a sharded run, and :func:`search` ranks an index without reading it into memory. A text
+query needs only the index and the model's word vectors (no TensorFlow); an image query
+loads the model recorded in the index.
 """
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ def index_images(photos: Sequence[str | os.PathLike], model: str | os.PathLike, 
     Returns :class:`models.index.update.IndexStats` (new, changed, unchanged, removed,
     resumed, failures). ``shard`` (``"I/N"`` or a :class:`models.data.shards.Shard`) keeps
     only that shard's files, for N processes that each write a part (joined with
-    :func:`merge_indexes`); a part re-run without ``photos`` keeps its shard. Progress is committed every ``commit_every`` images, so a
-    killed run loses at most that many and a rerun continues. A model other than the one
+    :func:`merge_indexes`); a part re-run without ``photos`` keeps its shard. Progress is
+    committed every ``commit_every`` images, so a killed run loses at most that many and a
+    rerun continues. A model other than the one
     that built an existing index, or an index another process is writing, is refused
     before TensorFlow loads; ``on_model(bundle)`` is called once the model is loaded.
     """
@@ -151,7 +153,8 @@ def search_labels(index, labels, *, top: int = 10, approx: bool = False,
         for q, label in enumerate(vocab.labels):
             found = paths[q * rows.shape[1]:(q + 1) * rows.shape[1]]
             queries.append({"query": label, "wnid": vocab.wnids[q], "results": [
-                {"rank": r + 1, "path": p, "score": round(float(s), 6)} for r, (p, s) in enumerate(zip(found, scores[q]))]})
+                {"rank": r + 1, "path": p, "score": round(float(s), 6)}
+                for r, (p, s) in enumerate(zip(found, scores[q]))]})
         return {"index": idx.location, "images": len(idx), "queries": queries}
     finally:
         if idx is not index:

@@ -12,7 +12,7 @@ import warnings
 
 import click
 
-from wordnet.base.version import __version__
+from devise import __version__
 
 # command name -> "module:attribute"; loaded lazily so one broken optional module
 # never breaks the others, and help stays fast.

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from wordnet.base.errors import DeviseError, UsageError
-from wordnet.vectors.label_text import LABEL_TEXTS  # numpy only: no gensim at import
+from devise import DeviseError, UsageError
+from devise.vocabularies import LABEL_TEXTS  # no numpy or gensim at import
 
 # exit code of predict, eval and index when the command finished but some images could not be read
 EXIT_SOME_IMAGES_FAILED = 3

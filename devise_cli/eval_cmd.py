@@ -11,10 +11,17 @@ from pathlib import Path
 
 import click
 
-from devise_cli.common import (EXIT_SOME_IMAGES_FAILED, console, domain_errors, given_labels, label_options,
-                               model_option, resolve_model)
+from devise.evaluation import BASELINES
+from devise_cli.common import (
+    EXIT_SOME_IMAGES_FAILED,
+    console,
+    domain_errors,
+    given_labels,
+    label_options,
+    model_option,
+    resolve_model,
+)
 from devise_cli.progress import progress_bar
-from wordnet.scoring import BASELINES
 
 
 def _parse_ks(ctx, param, value: str) -> list[int]:
@@ -146,9 +153,9 @@ def evaluate(data, model_path, vocab_arg, ks, hierarchical, baselines, json_file
     if per_class_file is not None:
         eval_report.write_per_class(report["per_class"], per_class_file)
     if result_file is not None:
-        from wordnet.scoring.results import records
+        from devise.evaluation import result_records
 
-        eval_report.write_json(records(report), result_file)
+        eval_report.write_json(result_records(report), result_file)
     if plot_file is not None:
         eval_report.plot(report, plot_file)
     if report["n_failed"]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from wordnet.base.files import atomic_path, atomic_write
+from devise.files import atomic_path, atomic_write
 
 METHOD_ORDER = ("devise", "devise+cal", "conse", "conse+cal", "combined", "combined+cal", "softmax", "chance")
 # (column prefix, table caption): per image, hierarchical, per class (each class weighs the same)

@@ -7,12 +7,21 @@ but some images could not be read — they are listed, the others are printed.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
-from devise_cli.common import (EXIT_SOME_IMAGES_FAILED, console, domain_errors, echo_json, given_labels,
-                                label_options, method_option, model_option, resolve_model, shard_option)
+from devise_cli.common import (
+    EXIT_SOME_IMAGES_FAILED,
+    console,
+    domain_errors,
+    echo_json,
+    given_labels,
+    label_options,
+    method_option,
+    model_option,
+    resolve_model,
+    shard_option,
+)
 from devise_cli.progress import progress_bar
 
 SCORE_KINDS = ("cosine", "softmax")  # --scores
@@ -65,10 +74,9 @@ def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx, lab
     """
     from rich.markup import escape
 
-    from devise.prediction import load_model_and_vocab
+    from devise.prediction import expand_image_paths, load_model_and_vocab
     from devise.prediction import predict as predict_images
     from devise.temperature import score_temperature
-    from models.data.datasets import expand_image_paths
 
     spec = given_labels(labels, labels_file, label_descriptions, vocab_arg)
     paths = expand_image_paths(images)

@@ -18,8 +18,15 @@ from pathlib import Path
 import click
 
 from devise.search import COMMIT_EVERY
-from devise_cli.common import (EXIT_SOME_IMAGES_FAILED, console, domain_errors, echo_json, given_labels,
-                               label_options, shard_option)
+from devise_cli.common import (
+    EXIT_SOME_IMAGES_FAILED,
+    console,
+    domain_errors,
+    echo_json,
+    given_labels,
+    label_options,
+    shard_option,
+)
 from devise_cli.progress import progress_bar
 
 MODEL_HELP = "Model bundle folder written by `devise train`."

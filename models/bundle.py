@@ -250,7 +250,7 @@ def load_model_file(model_path: Path):
                           f"file); the bundle is damaged, retrain it")
     try:
         model = keras.saving.load_model(model_path, compile=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a damaged bundle: one line naming it
         first = (str(exc).splitlines() or [""])[0][:160]
         raise BundleError(
             f"{model_path} is corrupt or not a devise model ({exc.__class__.__name__}: {first})") from None

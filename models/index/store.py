@@ -22,7 +22,6 @@ which the approximate index kept beside it (:mod:`models.index.approx`) records.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import uuid
@@ -34,7 +33,8 @@ import numpy as np
 
 from models.index.scan import BLOCK_BYTES, MappedRows, row_blocks, scan_top_k
 from wordnet.base.errors import DeviseError
-from wordnet.base.files import atomic_path
+from wordnet.base.files import atomic_path, sha256_file
+from wordnet.vocab import plain_attr
 
 FORMAT = "devise-image-index"
 FORMAT_VERSION = 1
@@ -52,11 +52,7 @@ def model_checksum(bundle_path: str | os.PathLike) -> str:
     if not model_file.is_file():
         raise ImageIndexError(f"{bundle_path}: no such model bundle (no {MODEL_FILE}); "
                               f"give the --model the index was built with")
-    h = hashlib.sha256()
-    with open(model_file, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
+    return "sha256:" + sha256_file(model_file).hexdigest()
 
 
 def short_checksum(checksum: str) -> str:
@@ -199,7 +195,7 @@ class IndexFile(_Identity):
             n, emb = len(f["paths"]), f["embeddings"]
             if not (n == len(f["sizes"]) == len(f["mtimes"]) == emb.shape[0]) or emb.ndim != 2:
                 raise ImageIndexError(f"{path} is corrupt (columns of different lengths); rebuild it with --rebuild")
-            attrs = {k: _plain(v) for k, v in f.attrs.items() if k not in ("format", "format_version")}
+            attrs = {k: plain_attr(v) for k, v in f.attrs.items() if k not in ("format", "format_version")}
             dim = emb.shape[1]
         except ImageIndexError:
             if f is not None:
@@ -209,7 +205,8 @@ class IndexFile(_Identity):
             if f is not None:
                 f.close()
             raise ImageIndexError(f"{path} is corrupt or not an image index ({exc.__class__.__name__}); "
-                                  f"rebuild it with `devise index PHOTOS --model M --output {path} --rebuild`") from None
+                                  f"rebuild it with `devise index PHOTOS --model M --output {path} "
+                                  f"--rebuild`") from None
         attrs["path"] = str(path)
         if isinstance(attrs.get("sources"), str):
             attrs["sources"] = json.loads(attrs["sources"])
@@ -326,14 +323,6 @@ def write_index(path: str | os.PathLike, paths: Sequence[str], sizes, mtimes, em
 
 def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _plain(value):
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def check_output(path: str | os.PathLike, rebuild: bool) -> "IndexFile | None":

@@ -15,11 +15,18 @@ from pathlib import Path
 import keras
 from keras import ops
 
-from models.net.catalog import (BACKBONE_FILE, BACKBONE_FORMAT, BACKBONE_INFO, BACKBONES, WEIGHTS_DIR,
-                                BackboneSpec, backbone_names, shipped_weights)
-from models.net.torch_legacy import WeightsError  # noqa: F401  (defined there, raised and caught here)
+from models.net.catalog import (
+    BACKBONE_FILE,
+    BACKBONE_FORMAT,
+    BACKBONE_INFO,
+    BACKBONES,
+    WEIGHTS_DIR,
+    BackboneSpec,
+    backbone_names,
+    shipped_weights,
+)
+from models.net.torch_legacy import WeightsError
 from wordnet.base.errors import BundleError
-
 
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 _TORCH_MEAN = (0.485, 0.456, 0.406)
@@ -164,7 +171,7 @@ def build_backbone(name: str, image_size: int, weights: str | None = None, optio
             raise
         except ValueError as exc:
             raise WeightsError(f"backbone {name}: no ImageNet weights for this configuration ({exc})") from None
-        except Exception as exc:  # URLError, HTTPError, socket errors, "Exception: URL fetch failure"
+        except Exception as exc:  # noqa: BLE001 - URLError, HTTPError, socket errors, "Exception: URL fetch failure"
             raise WeightsError(
                 f"could not download ImageNet weights for {name} ({exc.__class__.__name__}); "
                 f"pass --weights PATH to a local weights file, or --weights none to start from scratch"
@@ -178,7 +185,7 @@ def build_backbone(name: str, image_size: int, weights: str | None = None, optio
     model = ctor(weights=None, **kwargs)
     try:
         model.load_weights(str(path), skip_mismatch=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - h5py and Keras raise many types for a wrong file: one line naming it
         raise WeightsError(
             f"{path}: cannot load these weights into {name} without its top ({exc.__class__.__name__}: "
             f"{str(exc).splitlines()[0][:200]})"

@@ -139,7 +139,8 @@ class TrainConfig:
             (self.steps_per_execution >= 0, f"--steps-per-execution must be >= 0, got {self.steps_per_execution}"),
             (self.num_processes >= 1, f"--num-processes must be >= 1, got {self.num_processes}"),
             (0 <= self.process_id < self.num_processes, f"--process-id must be 0 to {self.num_processes - 1} "
-                                                        f"(--num-processes {self.num_processes}), got {self.process_id}"),
+                                                        f"(--num-processes {self.num_processes}), "
+                                                        f"got {self.process_id}"),
             (self.num_processes == 1 or bool(self.coordinator),
              "--num-processes above 1 needs --coordinator HOST:PORT (process 0's address, the same on every process)"),
             (self.batch_size % self.num_processes == 0,
@@ -233,7 +234,7 @@ def read_config_file(path) -> dict:
             parser.read_string(path.read_text(encoding="utf-8"))
             section = parser["train"] if parser.has_section("train") else parser.defaults()
             data = dict(section)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - TOML, INI and decode errors have no common base: one line naming the file
         message = f"{path}: cannot parse config file ({exc.__class__.__name__}: {exc})"
         raise DeviseError(message.splitlines()[0]) from None
     return {str(k).replace("-", "_"): v for k, v in data.items()}

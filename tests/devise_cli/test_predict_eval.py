@@ -124,7 +124,8 @@ def test_predict_exact_errors(env, tmp_path):
     missing = tmp_path / "models" / "nope"
     res = invoke("predict", env["imgs"][0], "--model", missing)
     assert res.exit_code == 1
-    assert res.stderr == f"Error: {missing}: no such model bundle; train one with `devise train DATA --output {missing}`\n"
+    assert res.stderr == (f"Error: {missing}: no such model bundle; "
+                          f"train one with `devise train DATA --output {missing}`\n")
     res = invoke("predict", tmp_path / "nothing.png", "--model", env["bundle"])
     assert (res.exit_code, res.stderr) == (1, f"Error: {tmp_path / 'nothing.png'}: no such file or folder\n")
 
@@ -227,10 +228,12 @@ def test_eval_hierarchical_calibration_plot_and_failures(env, tmp_path):
 def test_eval_usage_errors(env, tmp_path):
     res = invoke("eval", env["data"], "--model", env["bundle"], "--k", "1,x")
     assert res.exit_code == 2
-    assert res.stderr.endswith("Error: Invalid value for '--k': '1,x' is not a comma-separated list of positive integers\n")
+    assert res.stderr.endswith(
+        "Error: Invalid value for '--k': '1,x' is not a comma-separated list of positive integers\n")
     res = invoke("eval", env["data"], "--model", env["bundle"], "--baseline", "softmax,knn")
     assert res.exit_code == 2
-    assert res.stderr.endswith("Invalid value for '--baseline': unknown baseline knn (choose from softmax, conse, combined, or none)\n")
+    assert res.stderr.endswith(
+        "Invalid value for '--baseline': unknown baseline knn (choose from softmax, conse, combined, or none)\n")
     res = invoke("eval", env["data"], "--model", env["bundle"], "--calibration", "-1")
     assert res.exit_code == 2 and res.stderr.endswith("'-1': expected a gamma >= 0, 'auto' or 'none'\n")
     res = invoke("eval", tmp_path / "none", "--model", env["bundle"])

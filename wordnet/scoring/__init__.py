@@ -3,7 +3,8 @@
 - :mod:`~wordnet.scoring.metrics`: hit@k, hierarchical precision@k, ConSE, bootstrap intervals,
   calibrated stacking;
 - :mod:`~wordnet.scoring.evaluation`: the settings ``devise eval`` reports (given, zero-shot,
-  generalised zero-shot, splits), as one JSON-ready report.
+  generalised zero-shot, splits), as one JSON-ready report;
+- :mod:`~wordnet.scoring.results`: flat result records of a report, and merged tables of many runs.
 """
 
 # How an image is ranked against candidate labels (numpy-free, for the CLI's choices):
