@@ -256,3 +256,28 @@ def imagenet_classifier(name) -> tuple[np.ndarray, np.ndarray, list[str]]:
     if kernel.shape != (HEAD, len(wnids)):
         raise WeightsError(f"classifier of {name}: shape {kernel.shape}, expected {(HEAD, len(wnids))}")
     return np.ascontiguousarray(kernel), bias.copy(), wnids
+
+
+def batchnorm_fit(model: keras.Model, images) -> dict[str, float]:
+    """How well each BatchNorm layer's input statistics on ``images`` match its stored moving statistics.
+
+    The conversion check that needs no reference framework: on real photos, a correctly
+    converted network (right layout, padding and input scaling) feeds every BatchNorm layer
+    activations whose per-channel mean and variance lie close to the statistics it was trained
+    with; a wrong choice anywhere shifts them, and the error compounds with depth. Per layer:
+    the mean over channels of ``((mean - moving_mean)^2 / moving_var) + log(var / moving_var)^2``
+    (``epsilon`` added to both variances). Lower is better; compare configurations on the
+    same images. ``images`` are what ``model`` takes (already scaled).
+    """
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    probe = keras.Model(model.inputs, [layer.input for layer in bns])
+    acts = probe(images, training=False)
+    fit = {}
+    for layer, a in zip(bns, acts):
+        a = np.asarray(a, np.float64).reshape(-1, np.shape(a)[-1])
+        eps = layer.epsilon
+        mean, var = a.mean(axis=0), a.var(axis=0)
+        mm = np.asarray(layer.moving_mean, np.float64)
+        mv = np.asarray(layer.moving_variance, np.float64)
+        fit[layer.name] = float(np.mean((mean - mm) ** 2 / (mv + eps) + np.log((var + eps) / (mv + eps)) ** 2))
+    return fit

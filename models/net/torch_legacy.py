@@ -63,7 +63,7 @@ class _Tensor:
         item = data.itemsize
         view = np.lib.stride_tricks.as_strided(
             data[self.offset:], shape=self.shape, strides=[s * item for s in self.stride], writeable=False)
-        return np.array(view)  # own, contiguous copy
+        return np.array(view, order="C")  # an own, contiguous, writable copy
 
 
 class _DtypeMarker:
