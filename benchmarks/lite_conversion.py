@@ -110,7 +110,7 @@ def main(argv=None) -> int:
             for photo, row in zip(labelled, probs):
                 order = np.argsort(-row)
                 top1 += wnids[order[0]] in LABELLED[photo]
-                top5 += bool(set(wnids[i] for i in order[:5]) & set(LABELLED[photo]))
+                top5 += bool({wnids[i] for i in order[:5]} & set(LABELLED[photo]))
                 shown = ", ".join(f"{wnids[i]} {row[i]:.2f}" for i in order[:3])
                 print(f"    {photo:<9} top-3: {shown}")
             print(f"    top-1 {top1}/{len(labelled)}, top-5 {top5}/{len(labelled)}")

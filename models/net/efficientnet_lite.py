@@ -58,7 +58,7 @@ def block_table(variant: int) -> list[tuple[int, int, int, int, int]]:
     blocks, channels = [], STEM
     for stage, (expand, kernel, stride, out, repeats) in enumerate(BLOCKS):
         fixed = stage in (0, len(BLOCKS) - 1)  # Lite keeps the first and last stage's repeats
-        repeats = repeats if fixed else int(math.ceil(depth * repeats))
+        repeats = repeats if fixed else math.ceil(depth * repeats)
         out = round_filters(out, width)
         for i in range(repeats):
             blocks.append((expand, kernel, stride if i == 0 else 1, channels, out))
@@ -89,7 +89,7 @@ def EfficientNetLite(variant=0, input_shape=None, include_top: bool = False, wei
         pooling: ``None``, ``"avg"`` or ``"max"`` when ``include_top`` is false.
     """
     v = _variant_of(variant)
-    width, _, dropout = VARIANTS[v]
+    dropout = VARIANTS[v][2]
     if weights == "imagenet" and include_top and classes != 1000:
         raise ValueError("ImageNet weights with include_top need classes=1000")
     layers = keras.layers
