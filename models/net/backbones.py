@@ -1,4 +1,4 @@
-"""Image backbones: ``keras.applications`` models (and devise's EfficientNet-Lite) by name, with their preprocessing as a layer.
+"""Image backbones by name (``keras.applications`` and devise's EfficientNet-Lite), their preprocessing a layer.
 
 Each backbone expects its own input scaling (ResNet50: Caffe-style BGR mean
 subtraction; MobileNetV2: [-1, 1]; DenseNet: Torch-style mean/std; EfficientNet and

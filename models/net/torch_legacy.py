@@ -63,7 +63,7 @@ class _Tensor:
         item = data.itemsize
         view = np.lib.stride_tricks.as_strided(
             data[self.offset:], shape=self.shape, strides=[s * item for s in self.stride], writeable=False)
-        return np.array(view)  # own, contiguous copy
+        return np.array(view, order="C")  # an own, contiguous, writable copy
 
 
 class _DtypeMarker:
@@ -134,7 +134,7 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             try:
                 magic = pickle.load(f)
                 protocol = pickle.load(f) if magic == MAGIC_NUMBER else None
-            except Exception:
+            except Exception:  # noqa: BLE001 - any unpickling failure means "not this format"
                 magic = protocol = None
             if magic != MAGIC_NUMBER or protocol != PROTOCOL_VERSION:
                 raise WeightsError(f"{path}: not a legacy PyTorch weights file (torch.save without zip)")
@@ -167,6 +167,6 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         raise
     except OSError as exc:
         raise WeightsError(f"{path}: cannot read the weights file ({exc.strerror or exc.__class__.__name__})") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails anywhere in the unpickler
         raise WeightsError(f"{path}: not a readable legacy PyTorch weights file ({exc})") from None
     return {k: v for k, v in arrays.items() if isinstance(v, np.ndarray)}
