@@ -41,7 +41,8 @@ def setting(default, help: str = "", *, choices=None, min=None, max=None, max_op
 @dataclass
 class TrainConfig:
     # model
-    backbone: str = setting("resnet50", "Image backbone (keras.applications, or EfficientNet-Lite with offline ImageNet weights).", choices=backbone_names())
+    backbone: str = setting("resnet50", "Image backbone (keras.applications, or EfficientNet-Lite with offline "
+                                        "ImageNet weights).", choices=backbone_names())
     weights: str = setting("imagenet", "Backbone initialisation: Keras ImageNet weights, random, a backbone shipped "
                            "with devise by name (devise-pool-64: MobileNetV2 a=0.5 pre-trained on the icon pool), "
                            "a `devise pretrain` folder, a weights file, or a bundle folder (its trained backbone).",
