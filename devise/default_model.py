@@ -121,7 +121,7 @@ def _build(out: Path, vectors, say) -> dict:
         "hyperparameters": {"backbone": BACKBONE, "weights": "imagenet", "label_text": LABEL_TEXT,
                             "hidden_units": 0, "head_epochs": HEAD_EPOCHS, "head_lr": HEAD_LR, "seed": SEED},
         "provenance": {"recipe": RECIPE, "head_data": "the 1K classifier's weight rows (no images)",
-                       "classes_without_vector": [getattr(m, "name", lambda m=m: str(m))() for m in missing], "default_labels": DEFAULT_LABELS,
+                       "classes_without_vector": [m.name() for m in missing], "default_labels": DEFAULT_LABELS,
                        "default_labels_without_vector": len(labels_missing),
                        "head_final_loss": round(float(losses[-1]), 6)},
     }, extra_files={LABELS_FILE: labels_vocab.save})
