@@ -115,6 +115,8 @@ def predict(images: Iterable[str | Path], model, vocab="trained", *, top: int = 
     """
     from wordnet.base.errors import UsageError
 
+    if method == "softmax" and (vocab is None or (isinstance(vocab, str) and vocab == DEFAULT)):
+        vocab = TRAINED  # the softmax ranks the model's own classes: those are its default labels
     if isinstance(model, (str, Path)):
         model, vocab = load_model_and_vocab(model, vocab)
     else:

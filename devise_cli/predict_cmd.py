@@ -85,6 +85,8 @@ def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx, lab
     if shard is not None:
         paths = shard.select(paths)
     out, err = console(), console(stderr=True)
+    if method == "softmax" and spec is None and vocab_arg == "default":
+        vocab_arg = "trained"  # the softmax ranks the model's own classes
     bundle, vocab = load_model_and_vocab(resolve_model(model_path, err), spec or vocab_arg)
     temperature = None
     if score_kind == "softmax":
