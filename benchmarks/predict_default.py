@@ -100,10 +100,7 @@ def make_photos(folder: Path, n: int) -> list[Path]:
     from skimage import data
 
     folder.mkdir(parents=True, exist_ok=True)
-    sources = [getattr(data, name)() for name in ("chelsea", "coffee", "astronaut", "rocket", "cat", "hubble_deep_field",
-                                                 "immunohistochemistry", "motorcycle_left")
-               if hasattr(data, name)]
-    sources = [s for s in sources if s.ndim == 3]
+    sources = [getattr(data, name)() for name in ("chelsea", "coffee", "astronaut", "rocket", "cat")]  # colour photos
     paths = []
     for i in range(n):
         p = folder / f"photo{i:03d}.jpg"
