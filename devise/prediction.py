@@ -72,11 +72,12 @@ def load_model_and_vocab(model_path: str | Path, vocab_arg="trained"):
 
 
 def default_method(bundle) -> str:
-    """The ranking method a bundle is scored with unless told otherwise: its ``config.json``'s
+    """The ranking method a bundle (or its config) is scored with unless told otherwise: its ``config.json``'s
     ``default_method`` (the default model's is ``combined``), else DeViSE's own embedding."""
     from wordnet.scoring import METHODS
 
-    method = str(bundle.config.get("default_method") or "devise")
+    config = bundle if isinstance(bundle, dict) else bundle.config  # a config.json read alone will do
+    method = str(config.get("default_method") or "devise")
     return method if method in METHODS else "devise"
 
 
@@ -151,20 +152,20 @@ def predictions(bundle, vocab, paths: Sequence, top: int, batch_size: int = 32, 
     """
     import numpy as np
 
-    from wordnet.scoring.metrics import method_embeddings, top_k_from_scores
+    from wordnet.scoring.metrics import top_k_from_scores
 
     search = search or vocab.top_k
     paths = list(paths)
     wnids, synsets, labels = vocab.wnids, vocab.synsets, vocab.labels
     done = 0
-    for piece in bundle.run_batches(paths, batch_size=batch_size, softmax=method != "devise"):
+    for piece in bundle.run_batches(paths, batch_size=batch_size, softmax=method == "softmax",
+                                    method=None if method == "softmax" else method):
         if not len(piece.paths):
             idx, scores = [], []
         elif method == "softmax":
             idx, scores = top_k_from_scores(piece.probs, top)
         else:
-            emb = method_embeddings(method, piece.embeddings, piece.probs, bundle.vocab.vectors)
-            idx, scores = search(emb, top)
+            idx, scores = search(piece.embeddings, top)
         kept = list(zip(piece.paths, np.asarray(idx).tolist(), np.asarray(scores).tolist()))
         fails = iter(piece.failures)
         n = len(kept) + len(piece.failures)
