@@ -23,7 +23,8 @@ Modules (each light to import; what it hands on from the halves is in its ``_EXP
 - :mod:`devise.pretraining`: :func:`pretrain`, a backbone pre-trained on an icon pool;
 - :mod:`devise.labels`: a dataset's class names -> WordNet; label lookup and hop splits;
 - :mod:`devise.vocabularies`: label vocabularies, word vectors, labels given on the command line;
-- :mod:`devise.prediction`: :func:`load_model`, :func:`predict`, finding and reading image files;
+- :mod:`devise.prediction`: :func:`load_model`, :func:`predict` (the ranking methods), finding and reading images;
+- :mod:`devise.default_model`: the default model (ImageNet EfficientNet-Lite0 + a DeViSE head), built on first use;
 - :mod:`devise.temperature`: the softmax temperature that makes scores readable;
 - :mod:`devise.evaluation`: :func:`evaluate` and result records;
 - :mod:`devise.search`: image indexes, their merging, and search by word, synset or image;
@@ -60,7 +61,12 @@ _EXPORTS = {
     "Vocabulary": "wordnet.vocab",
     "load_vectors": "wordnet.vectors.loading",
     "train_vectors": "devise.vocabularies",
+    # the default model (ImageNet backbone + DeViSE head, built offline on first use)
+    "ensure_default_model": "devise.default_model",
+    "build_default_model": "devise.default_model",
+    "default_model_path": "devise.default_model",
     # predict, evaluate
+    "METHODS": "wordnet.scoring",
     "predict": "devise.prediction",
     "score_temperature": "devise.temperature",
     "evaluate": "devise.evaluation",

@@ -18,7 +18,8 @@ from models.index import COMMIT_EVERY  # numpy-free: the CLI shows it in --help
 
 def index_images(photos: Sequence[str | os.PathLike], model: str | os.PathLike, output: str | os.PathLike, *,
                  batch_size: int = 32, rebuild: bool = False, shard=None, commit_every: int = COMMIT_EVERY,
-                 progress: Callable[[int, int], None] | None = None, on_model: Callable | None = None):
+                 progress: Callable[[int, int], None] | None = None, on_model: Callable | None = None,
+                 method: str | None = None):
     """Embed ``photos`` (files, folders, globs; default: the last run's) with ``model`` into the index ``output``.
 
     Returns :class:`models.index.update.IndexStats` (new, changed, unchanged, removed,
@@ -29,7 +30,13 @@ def index_images(photos: Sequence[str | os.PathLike], model: str | os.PathLike, 
     rerun continues. A model other than the one
     that built an existing index, or an index another process is writing, is refused
     before TensorFlow loads; ``on_model(bundle)`` is called once the model is loaded.
+    The index holds the embeddings of ``method`` (default: the model's own,
+    :func:`devise.prediction.default_method`; the default model's is ``combined``), so text
+    queries rank in the space ``predict`` ranks labels in; it is recorded, and an index made
+    with another method is refused like one made with another model.
     """
+    from devise.prediction import check_method, default_method
+    from models.bundle import read_config
     from models.data.datasets import expand_image_paths
     from models.data.shards import Shard
     from models.index.store import check_output, model_checksum
@@ -51,19 +58,24 @@ def index_images(photos: Sequence[str | os.PathLike], model: str | os.PathLike, 
         paths = expand_image_paths(photos)
         if not paths:
             raise DatasetError("no image files found in " + " ".join(map(str, photos)))
-        if old is not None:  # a wrong model fails before TensorFlow loads
+        if old is not None:  # a wrong model or method fails before TensorFlow loads
             old.check_model(model_checksum(model_path), model_path)
+            old.check_method(method or default_method(read_config(model_path)))
     finally:
         if old is not None:
             old.close()
     from models.bundle import load_bundle
 
     bundle = load_bundle(model_path)
+    method = check_method(bundle, method)
+    if method == "softmax":
+        raise UsageError("the softmax method ranks the model's own classes and makes no embedding to index; "
+                         "use devise, conse or combined")
     if on_model is not None:
         on_model(bundle)
     sources = [os.path.abspath(os.path.expanduser(p)) for p in photos]
     return update_index(bundle, paths, index_path, rebuild=rebuild, sources=sources, batch_size=batch_size,
-                        commit_every=commit_every, shard=shard, progress=progress)
+                        commit_every=commit_every, shard=shard, progress=progress, method=method)
 
 
 def merge_indexes(output: str | os.PathLike, parts: Sequence[str | os.PathLike]):
@@ -172,7 +184,7 @@ def _embed_image(idx, image: Path, model_path):
             raise ImageIndexError(f"{idx.location} was built with model {model_path}, which cannot be found; "
                                   f"pass --model to embed the query image")
         idx.check_model(model_checksum(model_path), model_path)
-    res = load_bundle(model_path).run([image], batch_size=1)
+    res = load_bundle(model_path).run([image], batch_size=1, method=idx.method)  # the index's embedding space
     if res.failures:
         raise ImageError(f"{image}: {res.failures[0][1]}")
     return res.embeddings[0]

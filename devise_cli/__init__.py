@@ -13,6 +13,7 @@ the :mod:`devise` API, Click, rich and the standard library (``tests/test_layeri
 - :mod:`devise_cli.predict_cmd`, :mod:`devise_cli.eval_cmd` (rendered by :mod:`devise_cli.eval_report`),
   :mod:`devise_cli.results_cmd`: ``devise predict``, ``eval``, ``results``;
 - :mod:`devise_cli.search_cmds` (pages by :mod:`devise_cli.search_html`): ``devise index``, ``search``;
-- :mod:`devise_cli.data_cmds`: ``devise data``; :mod:`devise_cli.export_cmd`: ``devise export``.
+- :mod:`devise_cli.data_cmds`: ``devise data``; :mod:`devise_cli.export_cmd`: ``devise export``;
+- :mod:`devise_cli.model_cmds`: ``devise model`` (the default model).
 """
 import devise  # noqa: F401

@@ -87,6 +87,19 @@ class _Identity:
                 f"{short_checksum(built)}), not {model_path} ({short_checksum(checksum)}); search it with that "
                 f"model or re-index with --rebuild")
 
+    @property
+    def method(self) -> str:
+        """The ranking method whose embeddings the index holds (:meth:`models.bundle.Bundle.run_batches`);
+        indexes written before it was recorded hold the DeViSE head's."""
+        return str(self.attrs.get("method") or "devise")
+
+    def check_method(self, method: str) -> None:
+        """Raise :class:`ImageIndexError` unless the embeddings were made with ``method`` (never mix spaces)."""
+        if self.method != method:
+            raise ImageIndexError(
+                f"{self.location} holds {self.method} embeddings, not {method}; index it again with --rebuild "
+                f"(or search it with the method it was built with)")
+
     def require_images(self) -> None:
         """Raise :class:`ImageIndexError` if there is nothing to search."""
         if not len(self):

@@ -49,7 +49,7 @@ class TrainConfig:
                            metavar="imagenet|none|NAME|PATH")
     image_size: int = setting(224, "Square input side in pixels.", min=32)
     alpha: float | None = setting(None, "Width multiplier (MobileNet backbones).")
-    hidden_units: int = setting(1024, "Width of the DeViSE head's hidden layer.", min=1)
+    hidden_units: int = setting(1024, "Width of the DeViSE head's hidden layer (0: a linear head).", min=0)
     dropout: float = setting(0.3, "Dropout on the backbone's features.", min=0, max=1, max_open=True)
     # loss
     margin: float = setting(0.1, "Hinge rank loss margin.")
@@ -132,7 +132,7 @@ class TrainConfig:
             (self.strategy in STRATEGIES, f"--strategy must be {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}, "
                                           f"got {self.strategy!r}"),
             (self.strategy != "multi-worker", MULTI_WORKER_REFUSED),
-            (self.hidden_units >= 1, "--hidden-units must be positive"),
+            (self.hidden_units >= 0, "--hidden-units must be 0 (a linear head) or more"),
             (self.pretrain_schedule in SCHEDULES, f"--pretrain-schedule must be {' or '.join(SCHEDULES)}, "
                                                   f"got {self.pretrain_schedule!r}"),
             (self.augmentation in recipe_names(), f"--augmentation must be one of {', '.join(recipe_names())}, "
