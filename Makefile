@@ -1,4 +1,4 @@
-# One command to set up, one to run the demo, one to run the tests (see README.md).
+# One command to set up, one to run the demo, one to lint and run the tests (see README.md).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
@@ -11,6 +11,7 @@ $(VENV)/.setup-done: setup.cfg pyproject.toml scripts/setup.sh package.json
 	touch $@
 
 test: setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 test-all: setup

@@ -145,7 +145,7 @@ def device_names() -> str:
         import tensorflow as tf
 
         return ", ".join(d.name for d in tf.config.list_logical_devices()) or "cpu"
-    except Exception as exc:  # informational only
+    except Exception as exc:  # noqa: BLE001 - informational only
         return f"unknown ({exc.__class__.__name__})"
 
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_line, make_bundle, make_images  # noqa: E402
+from _common import machine_line, make_bundle, make_images
 
 LIMIT_SCRIPT = """
 import sys
@@ -43,7 +43,8 @@ try:
     main(["--help"])
 except SystemExit:
     pass
-print("HEAVY", sorted(m for m in ("tensorflow", "keras", "gensim", "nltk", "h5py") if m in sys.modules), file=sys.stderr)
+print("HEAVY", sorted(m for m in ("tensorflow", "keras", "gensim", "nltk", "h5py") if m in sys.modules),
+      file=sys.stderr)
 """
 
 
@@ -84,7 +85,8 @@ def main(argv=None) -> int:
     heavy = json.loads(res.stderr.split("HEAVY", 1)[1].strip().replace("'", '"'))
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"machine: {machine_line()}")
-    print(f"{args.backbone} at {args.size}px, {args.labels} labels; median of {args.repeats} interleaved fresh processes")
+    print(f"{args.backbone} at {args.size}px, {args.labels} labels; "
+          f"median of {args.repeats} interleaved fresh processes")
     print(f"{'command':<52}{'wall s':>8}")
     print(f"{'devise predict one.jpg --json':<52}{med['predict']:>8.2f}")
     print(f"{'python: import TF + load model.keras + 1 forward':<52}{med['script']:>8.2f}")

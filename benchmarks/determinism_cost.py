@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_line  # noqa: E402
-from train_epoch_times import make_workload  # noqa: E402
+from _common import machine_line
+from train_epoch_times import make_workload
 
 
 def main() -> None:

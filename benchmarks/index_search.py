@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_line, peak_rss_mib, timed  # noqa: E402
-from cold_start import devise_cmd  # noqa: E402
+from _common import machine_line, peak_rss_mib, timed
+from cold_start import devise_cmd
 
 K = 10
 RSS_GOAL_MIB = 300
@@ -115,8 +115,8 @@ def main(argv=None) -> int:
     ap.add_argument("--root", type=Path, default=Path("/tmp/devise_bench"))
     args = ap.parse_args(argv)
 
-    from models.index.store import ImageIndex, IndexFile
     from models.index.scan import scan_top_k
+    from models.index.store import ImageIndex, IndexFile
 
     args.root.mkdir(parents=True, exist_ok=True)
     vectors = make_vectors(args.root / f"query_words_{args.dim}.kv", args.dim)
@@ -180,7 +180,8 @@ def main(argv=None) -> int:
     print(f"{args.rows:,} photos x {args.dim} d ({args.rows * args.dim * 4 / 2**30:.2f} GiB of embeddings), "
           f"top {K}, one query, median of {args.rounds} interleaved rounds, index warm in the page cache")
     print(f"{'search':<44}{'wall ms':>10}{'CPU ms':>10}")
-    print(f"{'floor: np.memmap (open) @ q + argpartition':<44}{wall['floor'] * 1000:>10.1f}{cpu['floor'] * 1000:>10.1f}")
+    print(f"{'floor: np.memmap (open) @ q + argpartition':<44}"
+          f"{wall['floor'] * 1000:>10.1f}{cpu['floor'] * 1000:>10.1f}")
     print(f"{'  the same with a new np.memmap each query':<44}{wall['floor_fresh'] * 1000:>10.1f}"
           f"{cpu['floor_fresh'] * 1000:>10.1f}")
     print(f"{'ours: open + block scan + k paths':<44}{wall['ours'] * 1000:>10.1f}{cpu['ours'] * 1000:>10.1f}")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_line, timed  # noqa: E402
+from _common import machine_line, timed
 
 DEFAULT_NOUNS = Path("/tmp/devise_bench/nouns.h5")
 WNID_LISTS = {1000: "imagenet1k_wnids.txt", 21841: "imagenet21k_wnids.txt"}
@@ -95,7 +95,7 @@ def other_libs(libs: list[str], matrix: np.ndarray, q: np.ndarray, exact_idx, ex
 
             idx = VectorIndex.build(matrix, threads=threads)
             build = time.perf_counter() - t
-            search = lambda: idx.search(q, k)[0]  # noqa: E731
+            search = lambda idx=idx: idx.search(q, k)[0]  # noqa: E731
         elif lib == "faiss":
             import faiss
 
@@ -106,14 +106,14 @@ def other_libs(libs: list[str], matrix: np.ndarray, q: np.ndarray, exact_idx, ex
             fi.add(matrix)
             fi.nprobe = 32
             build = time.perf_counter() - t
-            search = lambda: fi.search(q / np.linalg.norm(q, axis=1, keepdims=True), k)[1]  # noqa: E731
+            search = lambda fi=fi: fi.search(q / np.linalg.norm(q, axis=1, keepdims=True), k)[1]  # noqa: E731
         elif lib == "usearch":
             from usearch.index import Index
 
             ui = Index(ndim=d, metric="ip", dtype="f32", connectivity=16, expansion_add=100, expansion_search=64)
             ui.add(np.arange(n), matrix, threads=threads)
             build = time.perf_counter() - t
-            search = lambda: ui.search(q / np.linalg.norm(q, axis=1, keepdims=True), k, threads=threads).keys  # noqa: E731
+            search = lambda ui=ui: ui.search(q / np.linalg.norm(q, axis=1, keepdims=True), k, threads=threads).keys  # noqa: E731
         else:
             raise SystemExit(f"unknown library {lib}")
         secs = timed({"s": search}, 3)["s"]
@@ -145,7 +145,8 @@ def main(argv=None) -> int:
     worst, last = 0.0, None
     for n in sizes:
         vocab, source = vocab_of_size(nouns, n, rng)
-        secs = timed({"ours": lambda: vocab.top_k(q, args.k), "numpy": lambda: numpy_limit(q, vocab.vectors, args.k)},
+        secs = timed({"ours": lambda v=vocab: v.top_k(q, args.k),
+                      "numpy": lambda v=vocab: numpy_limit(q, v.vectors, args.k)},
                      args.repeats)
         ratio = secs["ours"] / secs["numpy"]
         worst = max(worst, ratio)
@@ -156,7 +157,7 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             index = VectorIndex.build(vocab.vectors, threads=args.threads)
             build = time.perf_counter() - t
-            a = timed({"a": lambda: index.search(q, args.k)}, args.repeats)["a"]
+            a = timed({"a": lambda index=index: index.search(q, args.k)}, args.repeats)["a"]
             rec = recall(index.search(q, args.k)[0], vocab.top_k(q, args.k)[0])
             line += f"{a * 1e3:>11.1f}{rec:>10.3f}{secs['ours'] / a:>14.1f}{build:>9.1f}"
             last = (len(vocab), secs["ours"] / a, rec)
@@ -164,7 +165,8 @@ def main(argv=None) -> int:
         print(line, flush=True)
         if args.libs and n == sizes[-1]:
             exact_idx = vocab.top_k(q, args.k)[0]
-            print(f"\ncandidate libraries at {len(vocab):,} labels ({args.threads} threads; exact {secs['ours']:.2f} s):")
+            print(f"\ncandidate libraries at {len(vocab):,} labels "
+                  f"({args.threads} threads; exact {secs['ours']:.2f} s):")
             print(f"{'library':<10}{'build s':>9}{'query ms':>10}{'recall@5':>10}{'speed-up':>10}")
             for lib, b, s, r, sp in other_libs(args.libs.split(","), vocab.vectors, q, exact_idx, secs["ours"],
                                                args.k, args.threads):

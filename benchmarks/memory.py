@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_line, make_bundle, make_images, peak_rss_mib  # noqa: E402
-from cold_start import LIMIT_SCRIPT, devise_cmd  # noqa: E402
-from label_search import DEFAULT_NOUNS, nouns_vocab  # noqa: E402
+from _common import machine_line, make_bundle, make_images, peak_rss_mib
+from cold_start import LIMIT_SCRIPT, devise_cmd
+from label_search import DEFAULT_NOUNS, nouns_vocab
 
 GOAL_MIB = 2048
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import bare_forward, machine_line, make_bundle, make_images, timed  # noqa: E402
+from _common import bare_forward, machine_line, make_bundle, make_images, timed
 
 
 def bench(backbone: str, args, tmp: Path, paths: list[Path]) -> dict:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_line  # noqa: E402
+from _common import machine_line
 
 
 def make_workload(root: Path, classes: int, per_class: int, size: int = 64):
@@ -186,7 +186,8 @@ def main():
           f"{out['head_epoch_nocache_s']:>10.2f}")
     print(f"{'phase-2 img/s: devise pipeline | plain fit':<48}{out['finetune_devise_img_s']:>10.1f}"
           f"{out['finetune_plain_fit_img_s']:>10.1f}")
-    print(f"ratio phase-1 recompute/cached: {cache_ratio:.1f}x (goal >= 50x: {'met' if cache_ratio >= 50 else 'MISSED'})")
+    print(f"ratio phase-1 recompute/cached: {cache_ratio:.1f}x "
+          f"(goal >= 50x: {'met' if cache_ratio >= 50 else 'MISSED'})")
     print(f"ratio phase-2 devise/plain fit: {fit_ratio:.2f} (goal >= 0.9: {'met' if fit_ratio >= 0.9 else 'MISSED'})")
 
 

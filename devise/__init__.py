@@ -16,12 +16,30 @@ command line (:mod:`devise_cli`) is a thin Click layer over it. Import from here
 
 Names are resolved on first use (PEP 562), so ``import devise`` is instant and loads
 neither TensorFlow nor NLTK until a function that needs them is called.
+
+Modules (each light to import; what it hands on from the halves is in its ``_EXPORTS``):
+
+- :mod:`devise.training`: :func:`train`, class names -> WordNet -> label vectors -> a bundle;
+- :mod:`devise.pretraining`: :func:`pretrain`, a backbone pre-trained on an icon pool;
+- :mod:`devise.labels`: a dataset's class names -> WordNet; label lookup and hop splits;
+- :mod:`devise.vocabularies`: label vocabularies, word vectors, labels given on the command line;
+- :mod:`devise.prediction`: :func:`load_model`, :func:`predict` (the ranking methods), finding and reading images;
+- :mod:`devise.default_model`: the default model (ImageNet EfficientNet-Lite0 + a DeViSE head), built on first use;
+- :mod:`devise.temperature`: the softmax temperature that makes scores readable;
+- :mod:`devise.evaluation`: :func:`evaluate` and result records;
+- :mod:`devise.search`: image indexes, their merging, and search by word, synset or image;
+- :mod:`devise.deployment`: :func:`export` (SavedModel, TFLite, ONNX);
+- :mod:`devise.datasets`: the offline benchmark dataset builders (``devise data``);
+- :mod:`devise.files`: atomic writes (reports, pages);
+- :mod:`devise._lazy`: names resolved on first use; :mod:`devise._packages`: ``models`` and
+  ``wordnet`` bound to devise's own packages whatever the working directory holds.
 """
 from __future__ import annotations
 
 import sys as _sys
 import types as _types
 
+from devise._lazy import lazy_exports as _lazy_exports
 from devise._packages import bind as _bind
 
 _bind()  # `models` and `wordnet` are devise's own packages, whatever the working directory holds
@@ -46,7 +64,12 @@ _EXPORTS = {
     "Vocabulary": "wordnet.vocab",
     "load_vectors": "wordnet.vectors.loading",
     "train_vectors": "devise.vocabularies",
+    # the default model (ImageNet backbone + DeViSE head, built offline on first use)
+    "ensure_default_model": "devise.default_model",
+    "build_default_model": "devise.default_model",
+    "default_model_path": "devise.default_model",
     # predict, evaluate
+    "METHODS": "wordnet.scoring",
     "predict": "devise.prediction",
     "score_temperature": "devise.temperature",
     "evaluate": "devise.evaluation",
@@ -62,8 +85,11 @@ _EXPORTS = {
     "ImageIndex": "models.index.store",
     "IndexFile": "models.index.store",
     "Shard": "models.data.shards",
-    # errors
+    # errors (every one a DeviseError)
     "DeviseError": "wordnet.base.errors",
+    "UsageError": "wordnet.base.errors",
+    "DatasetError": "wordnet.base.errors",
+    "ImageError": "wordnet.base.errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -85,15 +111,7 @@ class _Package(_types.ModuleType):
 _sys.modules[__name__].__class__ = _Package
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'devise' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_exports(__name__, _EXPORTS)
 
 
 def __dir__():

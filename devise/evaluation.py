@@ -10,8 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
+from devise._lazy import lazy_exports
 from devise.prediction import load_model_and_vocab
 from wordnet.base.errors import DatasetError, DeviseError
+
+# names handed on from the two halves, imported on first use (devise._lazy)
+_EXPORTS = {
+    "BASELINES": "wordnet.scoring",  # scored beside DeViSE
+    "result_records": "wordnet.scoring.results:records",  # a report -> result records (--result)
+    "read_results": "wordnet.scoring.results:read",
+    "merge_results": "wordnet.scoring.results:merge",  # many runs' records -> one table
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 SPLITS_FILE = "splits.json"  # DATA/splits.json: seen/unseen splits averaged over by default
 
@@ -191,9 +201,8 @@ def leakage_note(bundle, cands) -> str | None:
 def _gt_factory():
     """candidate wnids -> ground_truth(wnid, k) -> set of rows, one cached hierarchy per candidate list."""
     from wordnet.hierarchy import HierarchicalGroundTruth
-    from wordnet.reader import load_wordnet
-
     from wordnet.label_vocab import is_free_phrase
+    from wordnet.reader import load_wordnet
 
     wn = load_wordnet()
     cache: dict[tuple, Callable] = {}

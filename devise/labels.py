@@ -1,4 +1,5 @@
-"""Map a training dataset's class names to WordNet and a vocabulary (for :func:`devise.train`).
+"""Labels and WordNet: a training dataset's class names mapped to WordNet and a vocabulary (for
+:func:`devise.train`), and the lookups of ``devise wordnet`` (:func:`lookup`, :func:`hop_split`).
 
 This is the seam between the two halves: class names go through the label-space code
 (:mod:`wordnet.labels`, NLTK), the vocabulary comes from ``--vocab`` or is built from
@@ -11,7 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from devise._lazy import lazy_exports
 from wordnet.base.errors import DatasetError
+
+# names handed on from the label half, imported on first use (devise._lazy)
+_EXPORTS = {
+    "SHIPPED_LISTS": "wordnet.labels",  # the label lists shipped with devise, by name
+    "synset_record": "wordnet.labels",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 def _describe(pairs, limit: int = 10) -> str:
@@ -101,3 +110,34 @@ def _merged(names, wnid_of_name) -> str:
     for n in names:
         groups.setdefault(wnid_of_name[n], []).append(n)
     return "; ".join(" = ".join(g) for g in groups.values() if len(g) > 1)
+
+
+def lookup(query: str, *, overrides: str | Path | None = None, first_only: bool = False) -> list[dict]:
+    """The WordNet noun senses of a label ``query`` as records (:func:`wordnet.labels.synset_record`).
+
+    ``query`` is a wnid, a synset name or words; words give every noun sense, the one a
+    label of these words maps to first (the most frequent, or the one the ``overrides``
+    CSV pins), unless ``first_only``.
+    """
+    from wordnet.labels import load_overrides, noun_senses, synset_record
+    from wordnet.reader import load_wordnet
+
+    wn = load_wordnet()
+    table = load_overrides(overrides) if overrides else None
+    return [synset_record(s) for s in noun_senses(wn, query, table, first_only=first_only)]
+
+
+def hop_split(seen, universe, hops: int) -> tuple[list[str], list[str], list[str]]:
+    """``(seen wnids, universe wnids, wnids within hops of seen)``: a zero-shot split of ImageNet's kind.
+
+    ``seen`` and ``universe`` are label lists (files or shipped names, see ``SHIPPED_LISTS``;
+    ``universe`` None is every noun synset). A bad list fails before WordNet loads.
+    """
+    from wordnet.labels import read_label_list
+    from wordnet.reader import load_wordnet
+    from wordnet.vocab_build import hop_wnids
+
+    read_label_list(seen)
+    if universe:
+        read_label_list(universe)
+    return hop_wnids(load_wordnet(), hops, seen, universe)

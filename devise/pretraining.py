@@ -10,6 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from devise._lazy import lazy_exports
+
+# names handed on from the two halves, imported on first use (devise._lazy)
+_EXPORTS = {
+    "PRETRAIN_FIELDS": "models.training.config",  # the TrainConfig fields pretraining takes
+    "PRETRAIN_DEFAULTS": "models.training.config",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
 
 def pool_items(pool: str | Path) -> tuple[list[tuple[Path, int]], list[str]]:
     """``(items, classes)`` of a pool: its ``train.csv`` when it has one, else the folder or CSV itself."""

@@ -3,8 +3,9 @@
 A trained model puts photos and label vectors in one space. :func:`index_images` embeds
 files into an image index file (incrementally: only new or changed files are embedded;
 crash-safe; one shard of the files with ``shard``), :func:`merge_indexes` joins the parts
-of a sharded run, and :func:`search` ranks an index without reading it into memory. A text query needs only the index and the
-model's word vectors (no TensorFlow); an image query loads the model recorded in the index.
+of a sharded run, and :func:`search` ranks an index without reading it into memory. A text
+query needs only the index and the model's word vectors (no TensorFlow); an image query
+loads the model recorded in the index.
 """
 from __future__ import annotations
 
@@ -17,17 +18,25 @@ from models.index import COMMIT_EVERY  # numpy-free: the CLI shows it in --help
 
 def index_images(photos: Sequence[str | os.PathLike], model: str | os.PathLike, output: str | os.PathLike, *,
                  batch_size: int = 32, rebuild: bool = False, shard=None, commit_every: int = COMMIT_EVERY,
-                 progress: Callable[[int, int], None] | None = None, on_model: Callable | None = None):
+                 progress: Callable[[int, int], None] | None = None, on_model: Callable | None = None,
+                 method: str | None = None):
     """Embed ``photos`` (files, folders, globs; default: the last run's) with ``model`` into the index ``output``.
 
     Returns :class:`models.index.update.IndexStats` (new, changed, unchanged, removed,
     resumed, failures). ``shard`` (``"I/N"`` or a :class:`models.data.shards.Shard`) keeps
     only that shard's files, for N processes that each write a part (joined with
-    :func:`merge_indexes`); a part re-run without ``photos`` keeps its shard. Progress is committed every ``commit_every`` images, so a
-    killed run loses at most that many and a rerun continues. A model other than the one
+    :func:`merge_indexes`); a part re-run without ``photos`` keeps its shard. Progress is
+    committed every ``commit_every`` images, so a killed run loses at most that many and a
+    rerun continues. A model other than the one
     that built an existing index, or an index another process is writing, is refused
     before TensorFlow loads; ``on_model(bundle)`` is called once the model is loaded.
+    The index holds the embeddings of ``method`` (default: the model's own,
+    :func:`devise.prediction.default_method`; the default model's is ``combined``), so text
+    queries rank in the space ``predict`` ranks labels in; it is recorded, and an index made
+    with another method is refused like one made with another model.
     """
+    from devise.prediction import check_method, default_method
+    from models.bundle import read_config
     from models.data.datasets import expand_image_paths
     from models.data.shards import Shard
     from models.index.store import check_output, model_checksum
@@ -49,20 +58,25 @@ def index_images(photos: Sequence[str | os.PathLike], model: str | os.PathLike, 
         paths = expand_image_paths(photos)
         if not paths:
             raise DatasetError("no image files found in " + " ".join(map(str, photos)))
-        if old is not None:  # a wrong model fails before TensorFlow loads
+        if old is not None:  # a wrong model or method fails before TensorFlow loads
             old.check_model(model_checksum(model_path), model_path)
+            old.check_method(method or default_method(read_config(model_path)))
     finally:
         if old is not None:
             old.close()
     from models.bundle import load_bundle
 
     bundle = load_bundle(model_path)
+    method = check_method(bundle, method)
+    if method == "softmax":
+        raise UsageError("the softmax method ranks the model's own classes and makes no embedding to index; "
+                         "use devise, conse or combined")
     if on_model is not None:
         on_model(bundle)
     sources = [os.path.abspath(os.path.expanduser(p)) for p in photos]
     with names_target(index_path):  # a full disk names the index, not a chunk of its journal
         return update_index(bundle, paths, index_path, rebuild=rebuild, sources=sources, batch_size=batch_size,
-                            commit_every=commit_every, shard=shard, progress=progress)
+                            commit_every=commit_every, shard=shard, progress=progress, method=method)
 
 
 def merge_indexes(output: str | os.PathLike, parts: Sequence[str | os.PathLike]):
@@ -152,7 +166,8 @@ def search_labels(index, labels, *, top: int = 10, approx: bool = False,
         for q, label in enumerate(vocab.labels):
             found = paths[q * rows.shape[1]:(q + 1) * rows.shape[1]]
             queries.append({"query": label, "wnid": vocab.wnids[q], "results": [
-                {"rank": r + 1, "path": p, "score": round(float(s), 6)} for r, (p, s) in enumerate(zip(found, scores[q]))]})
+                {"rank": r + 1, "path": p, "score": round(float(s), 6)}
+                for r, (p, s) in enumerate(zip(found, scores[q]))]})
         return {"index": idx.location, "images": len(idx), "queries": queries}
     finally:
         if idx is not index:
@@ -170,7 +185,7 @@ def _embed_image(idx, image: Path, model_path):
             raise ImageIndexError(f"{idx.location} was built with model {model_path}, which cannot be found; "
                                   f"pass --model to embed the query image")
         idx.check_model(model_checksum(model_path), model_path)
-    res = load_bundle(model_path).run([image], batch_size=1)
+    res = load_bundle(model_path).run([image], batch_size=1, method=idx.method)  # the index's embedding space
     if res.failures:
         raise ImageError(f"{image}: {res.failures[0][1]}")
     return res.embeddings[0]

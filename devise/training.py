@@ -11,6 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from devise._lazy import lazy_exports
+
+# names handed on from the two halves, imported on first use (devise._lazy)
+_EXPORTS = {
+    "TrainConfig": "models.training.config",
+    "cli_fields": "models.training.config",  # TrainConfig's fields as the CLI's options
+    "read_config_file": "models.training.config",  # a --config TOML/INI file
+    "Reporter": "models.training.progress",
+    "format_epoch": "models.training.progress",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
 DEFAULT_RUNS_DIR = "runs"  # bundles go to runs/<DATA name> unless an output is given
 
 

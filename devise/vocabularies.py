@@ -12,6 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from devise._lazy import lazy_exports
+
+# names handed on from the two halves, imported on first use (devise._lazy)
+_EXPORTS = {
+    "LABEL_TEXTS": "wordnet.vectors.label_text",  # what a label vector is made of (--label-text)
+    "describe_synsets": "wordnet.vocab_build",
+    "default_vectors_path": "wordnet.vectors.loading",
+    "detect_format": "wordnet.vectors.loading",
+    "file_checksum": "wordnet.vectors.loading",
+    "load_vectors": "wordnet.vectors.loading",
+    "nearest_words": "wordnet.vectors.loading",
+    "resolve_vectors": "wordnet.vectors.loading",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
 
 def load_vocabulary(path: str | os.PathLike):
     """A vocabulary file (``.h5`` from :func:`build_vocabulary`) as a :class:`wordnet.vocab.Vocabulary`."""
@@ -76,8 +91,8 @@ def nearest_labels(vocab, query: str, *, top: int = 10, vectors: str | os.PathLi
     ``[{"wnid", "synset", "label", "score", "definition"}]``, best first.
     """
     from wordnet.base.errors import VectorsError
-    from wordnet.vectors.loading import file_checksum, load_vectors
     from wordnet.query import text_query_vector
+    from wordnet.vectors.loading import file_checksum, load_vectors
     from wordnet.vocab import Vocabulary
 
     if not isinstance(vocab, Vocabulary):
@@ -150,7 +165,8 @@ def given_labels(labels: str | Sequence[str] | None = None, labels_file: str | o
         return None
     chosen = []
     if labels is not None:
-        chosen += parse_labels(labels) if isinstance(labels, str) else [str(x).strip() for x in labels if str(x).strip()]
+        chosen += (parse_labels(labels) if isinstance(labels, str)
+                   else [str(x).strip() for x in labels if str(x).strip()])
         if not chosen:
             raise DeviseError("--labels is empty; give labels separated by commas")
     if labels_file is not None:

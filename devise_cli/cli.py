@@ -12,7 +12,7 @@ import warnings
 
 import click
 
-from wordnet.base.version import __version__
+from devise import __version__
 
 # command name -> "module:attribute"; loaded lazily so one broken optional module
 # never breaks the others, and help stays fast.
@@ -30,6 +30,7 @@ COMMANDS = {
     "search": "devise_cli.search_cmds:search",
     "results": "devise_cli.results_cmd:results",
     "export": "devise_cli.export_cmd:export",
+    "model": "devise_cli.model_cmds:model_group",
 }
 
 
@@ -89,6 +90,7 @@ def main():
       devise vectors train                     # offline skip-gram vectors
       devise vocab build nouns.h5 --all-nouns  # every WordNet noun
       devise train data/ --output runs/mine
+      devise predict photo.jpg --top 5        # the default model (built offline on first use)
       devise predict photo.jpg --model runs/mine --top 5
       devise eval test/ --model runs/mine --hierarchical
     """

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import click
 
-from wordnet.base.errors import DeviseError, UsageError
-from wordnet.vectors.label_text import LABEL_TEXTS  # numpy only: no gensim at import
+from devise import DeviseError, UsageError
+from devise.vocabularies import LABEL_TEXTS  # no numpy or gensim at import
 
 # exit code of predict, eval and index when the command finished but some images could not be read
 EXIT_SOME_IMAGES_FAILED = 3
@@ -142,13 +142,13 @@ def label_options(func):
 def given_labels(labels, labels_file, label_descriptions, vocab_arg=None):
     """The :class:`devise.vocabularies.GivenLabels` of the label options (notices go to stderr), or None.
 
-    ``vocab_arg`` other than ``trained`` beside labels is a usage error.
+    ``vocab_arg`` other than ``default`` or ``trained`` beside labels is a usage error.
     """
     from devise.vocabularies import given_labels as make
 
     spec = make(labels, labels_file, label_descriptions,
                 notify=lambda text: click.echo(f"note: {text}", err=True))
-    if spec is not None and vocab_arg is not None and str(vocab_arg) != "trained":
+    if spec is not None and vocab_arg is not None and str(vocab_arg) not in ("default", "trained"):
         raise click.UsageError("give --vocab or --labels/--labels-file, not both")
     return spec
 
@@ -172,3 +172,35 @@ shard_option = click.option(
     "--shard", type=ShardType(), envvar="DEVISE_SHARD",
     help="Only the files of shard I of N (0 <= I < N; a stable hash of each file's absolute path), so N "
          "processes (GPUs, hosts, Slurm array tasks) can split the work, e.g. --shard $SLURM_ARRAY_TASK_ID/8.")
+
+
+# --model: shared by predict, eval, index and search; none given means the default model (built on first use)
+model_option = click.option(
+    "--model", "-m", "model_path", envvar="DEVISE_MODEL", type=click.Path(path_type=Path),
+    help="Model bundle folder written by `devise train`; default: the default model in the data home "
+         "(built offline on first use, see `devise model build`).")
+
+
+def resolve_model(model_path, err=None) -> Path:
+    """``--model``, or the default model's folder (built first, with its steps on stderr, if missing)."""
+    if model_path is not None:
+        return model_path
+    from devise import ensure_default_model
+
+    def step(text: str) -> None:
+        click.echo(text, err=True)
+
+    return ensure_default_model(on_step=step)
+
+
+def _method_choices():
+    from devise import METHODS
+
+    return METHODS
+
+
+# --method: how an image is ranked against the labels (predict; eval reports every method)
+method_option = click.option(
+    "--method", type=click.Choice(_method_choices()), envvar="DEVISE_METHOD",
+    help="devise: the DeViSE embedding; conse: ConSE over the softmax classes; combined: both averaged; "
+         "softmax: the model's own classes only. Default: the model's own (the default model's is combined).")

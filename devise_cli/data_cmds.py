@@ -5,9 +5,9 @@ from pathlib import Path
 
 import click
 
+from devise.datasets import STYLES as ALL_STYLES  # light: no PIL or resvg at import
 from devise_cli.common import domain_errors
 from devise_cli.progress import progress_bar
-from wordnet.datasets.emoji_sources import STYLES as ALL_STYLES  # light: no PIL or resvg at import
 
 
 def _csv_list(ctx, param, value):
@@ -79,15 +79,13 @@ def emoji(out, size, sources, concepts, min_styles, split_seed, n_splits, unseen
       devise data emoji data/emoji --size 64 --split-seed 1
       devise data emoji /tmp/few --concepts tiger,dog,guitar,violin --min-styles 1
     """
-    from wordnet.datasets.emoji import build_emoji_dataset
-    from wordnet.datasets.emoji_concepts import load_concepts
-    from wordnet.datasets.emoji_sources import open_sources
+    from devise.datasets import build_emoji_dataset, load_concepts, open_sources, select_concepts
 
     unknown = [s for s in (sources or []) if s not in ALL_STYLES]
     if unknown:
         raise click.BadParameter(f"unknown style(s) {', '.join(unknown)}; choose from "
                                  f"{', '.join(ALL_STYLES)}", param_hint="--sources")
-    table_rows = _select_concepts(load_concepts(path=table), concepts)
+    table_rows = select_concepts(load_concepts(path=table), concepts)
     wanted_styles = [s for s in ALL_STYLES if sources is None or s in sources]
     opened, skipped = open_sources(wanted_styles, node_modules)
     for message in skipped:
@@ -104,9 +102,7 @@ def emoji(out, size, sources, concepts, min_styles, split_seed, n_splits, unseen
 def _report(result, n_styles):
     counts = result.per_style()
     n_concepts = len(result.concepts)
-    styles_per = {}
-    for row in result.images:
-        styles_per[row["wnid"]] = styles_per.get(row["wnid"], 0) + 1
+    styles_per = result.per_concept()
     click.echo(f"rendered {len(result.images)} images of {n_concepts} concepts in "
                f"{len(counts)} styles in {result.seconds:.1f} s")
     licences = {row["style"]: row["licence"] for row in result.images}
@@ -126,7 +122,8 @@ def _report(result, n_styles):
 
 @data_group.command("icons")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--size", default=64, show_default=True, type=click.IntRange(8), envvar="DEVISE_ICON_SIZE", help="Image side in pixels.")
+@click.option("--size", default=64, show_default=True, type=click.IntRange(8), envvar="DEVISE_ICON_SIZE",
+              help="Image side in pixels.")
 @click.option("--sets", callback=_csv_list, metavar="PREFIX,...",
               help="Only these Iconify sets (default: every installed set with an open licence).")
 @click.option("--concepts", callback=_csv_list, metavar="NAME,...",
@@ -151,11 +148,10 @@ def icons(out, size, sets, concepts, min_sets, split_seed, n_splits, unseen_frac
       npm install @iconify/json
       devise data icons data/icons --size 64
     """
-    from wordnet.datasets.icons import build_icon_dataset, usable_collections
-    from wordnet.reader import load_wordnet
+    from devise.datasets import build_icon_dataset, load_wordnet, select_concepts, usable_collections
 
     wn = load_wordnet()
-    table_rows = _select_concepts(_load_table(wn, table), concepts)
+    table_rows = select_concepts(_load_table(wn, table), concepts)
     installed, kept, left_out = _iconify_sets(node_modules, sets, usable_collections)
     by_licence = [line for line in left_out if ": licence " in line]
     if left_out:
@@ -169,9 +165,7 @@ def icons(out, size, sets, concepts, min_sets, split_seed, n_splits, unseen_frac
             n_splits=n_splits, unseen_fraction=unseen_fraction, heldout_style=heldout_style,
             on_set=lambda done, total, prefix: update(done, total, prefix))
     counts = result.per_style()
-    per_concept = {}
-    for row in result.images:
-        per_concept[row["wnid"]] = per_concept.get(row["wnid"], 0) + 1
+    per_concept = result.per_concept()
     click.echo(f"rendered {len(result.images)} images of {len(result.concepts)} concepts from "
                f"{len(counts)} of {len(kept)} sets in {result.seconds:.1f} s")
     for threshold in (10, 20):
@@ -212,10 +206,9 @@ def clipart(out, size, emoji_data, split_seed, n_splits, unseen_fraction, heldou
       devise data clipart data/clipart --emoji data/emoji
       devise eval data/clipart/test_seen.csv --model runs/emoji --baseline softmax
     """
-    from wordnet.datasets.clipart import build_clipart_dataset, read_clipart_table, read_emoji_splits
+    from devise.datasets import build_clipart_dataset, load_wordnet, read_clipart_table, read_emoji_splits
 
     del heldout_style  # one style only
-    from wordnet.reader import load_wordnet
 
     wn = load_wordnet()
     concepts = _load_table(wn, table)
@@ -229,15 +222,11 @@ def clipart(out, size, emoji_data, split_seed, n_splits, unseen_fraction, heldou
         result = build_clipart_dataset(out, wn, table_rows, concepts, source=source, size=size, splits=splits,
                                        split_seed=split_seed, n_splits=n_splits, unseen_fraction=unseen_fraction,
                                        on_image=update)
-    bench = [r for r in result.images if r["benchmark_wnid"]]
-    seed, seen, unseen = result.splits[0]
-    seen_ids, unseen_ids = set(seen), set(unseen)
-    click.echo(f"rendered {len(result.images)} drawings of {len({r['wnid'] for r in result.images})} synsets in "
+    counts = result.summary()
+    click.echo(f"rendered {len(result.images)} drawings of {counts['synsets']} synsets in "
                f"{result.seconds:.1f} s ({result.duplicates} duplicate files skipped)")
-    click.echo(f"benchmark concepts: {len(bench)} drawings of {len({r['benchmark_wnid'] for r in bench})} "
-               f"concepts; split (seed {seed}): "
-               f"{sum(r['benchmark_wnid'] in seen_ids for r in bench)} seen, "
-               f"{sum(r['benchmark_wnid'] in unseen_ids for r in bench)} unseen")
+    click.echo(f"benchmark concepts: {counts['benchmark_drawings']} drawings of {counts['benchmark_concepts']} "
+               f"concepts; split (seed {counts['seed']}): {counts['seen']} seen, {counts['unseen']} unseen")
     if result.missing:
         click.echo(f"{len(result.missing)} table files not installed, first: {result.missing[0]}")
     for file, reason in result.failures[:5]:
@@ -248,7 +237,7 @@ def clipart(out, size, emoji_data, split_seed, n_splits, unseen_fraction, heldou
 def _iconify_sets(node_modules, sets, choose):
     """``(installed, kept, left-out lines)``: the installed Iconify sets and those ``choose`` keeps; says
     when none is installed or a wanted set is missing."""
-    from wordnet.datasets.icons import HOW_TO_GET, iconify_collections
+    from devise.datasets import HOW_TO_GET, iconify_collections
 
     installed = iconify_collections(node_modules)
     if not installed:
@@ -261,23 +250,9 @@ def _iconify_sets(node_modules, sets, choose):
 
 
 def _load_table(wn, table):
-    from wordnet.datasets.emoji_concepts import load_concepts
+    from devise.datasets import load_concepts
 
     return load_concepts(wn, table)
-
-
-def _select_concepts(rows, wanted):
-    from wordnet.base.errors import DatasetError
-
-    if not wanted:
-        return rows
-    keys = {w.lower() for w in wanted}
-    chosen = [c for c in rows if {c.concept.lower(), c.synset.lower(), c.wnid} & keys]
-    found = {k for c in chosen for k in (c.concept.lower(), c.synset.lower(), c.wnid)}
-    missing = [w for w in wanted if w.lower() not in found]
-    if missing:
-        raise DatasetError(f"not in the concept table: {', '.join(missing)}")
-    return chosen
 
 
 @data_group.command("pool")
@@ -312,8 +287,7 @@ def pool(out, size, min_sets, max_per_class, seed, sets, table, node_modules):
       npm install @iconify/json
       devise data pool data/pool --size 64 --min-sets 8
     """
-    from wordnet.datasets.icon_pool import brand_names, build_icon_pool, pool_collections
-    from wordnet.reader import load_wordnet
+    from devise.datasets import brand_names, build_icon_pool, load_wordnet, pool_collections
 
     wn = load_wordnet()
     installed, kept, left_out = _iconify_sets(node_modules, sets, pool_collections)
@@ -326,12 +300,79 @@ def pool(out, size, min_sets, max_per_class, seed, sets, table, node_modules):
     images = result.images
     click.echo(f"rendered {len(images)} images of {len(result.classes)} classes from "
                f"{len({r['set'] for r in images})} sets in {result.seconds:.1f} s")
-    reasons = {}
-    for _cls, _n, reason in result.excluded:
-        key = reason.split(" ", 1)[0].rstrip(":")
-        reasons[key] = reasons.get(key, 0) + 1
     click.echo(f"left out {len(result.excluded)} classes in >= {min_sets} sets: "
-               + ", ".join(f"{n} by {k}" for k, n in sorted(reasons.items())))
+               + ", ".join(f"{n} by {k}" for k, n in result.excluded_by_reason().items()))
     for prefix, icon, reason in result.failures[:5]:
         click.echo(f"  failed {prefix}:{icon}: {reason}")
+    click.echo(f"wrote {result.out}")
+
+
+@data_group.command("photos")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--sources", callback=_csv_list, metavar="SOURCE,...",
+              help="Only these sources: gcompris (Debian gcompris-qt-data), skimage (scikit-image) [default: both].")
+@click.option("--max-side", default=512, show_default=True, type=click.IntRange(32), envvar="DEVISE_PHOTO_MAX_SIDE",
+              help="Longer side in pixels; larger photos are shrunk, smaller ones kept as they are.")
+@click.option("--table", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Photo table CSV source,file,synset,wnid,credit_check,note (default: the hand-checked "
+                   "table shipped with devise).")
+@click.option("--gcompris", "gcompris_dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="DEVISE_GCOMPRIS_DIR",
+              help="Folder of GCompris' .rcc files [default: /usr/share/gcompris-qt/rcc].")
+@domain_errors
+def photos(out, sources, max_side, table, gcompris_dir):
+    """Extract labelled real photographs (GCompris, scikit-image) into a test set for photographs.
+
+    A hand-checked table maps about 190 photos to WordNet noun synsets: animals, household
+    objects, tools, windmills, dams and buildings from the Qt resource files of Debian's
+    gcompris-qt-data, and scikit-image's cat, coffee, rocket, astronaut, coins and motorcycle. Each keeps its
+    licence and author (from the package's debian/copyright). Writes OUT/images/<wnid>/,
+    manifest.csv, ATTRIBUTION.md, test.csv, and in1k.csv / not_in1k.csv (whether the
+    synset is an ImageNet-1K class: report zero-shot figures for those apart) and
+    not_in1k_strict.csv (also no hypernym or hyponym of a 1K class).
+
+    \b
+    Example:
+      apt-get install gcompris-qt-data
+      devise data photos data/photos
+      devise eval data/photos/not_in1k.csv --model runs/mine
+    """
+    from devise.datasets import PHOTO_SOURCES, build_photo_dataset, load_wordnet, read_photo_table
+
+    unknown = [s for s in (sources or []) if s not in PHOTO_SOURCES]
+    if unknown:
+        raise click.BadParameter(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(PHOTO_SOURCES)}",
+                                 param_hint="--sources")
+    wn = load_wordnet()
+    rows = read_photo_table(table)
+    chosen = tuple(s for s in PHOTO_SOURCES if sources is None or s in sources)
+    with progress_bar("extracting", sum(r.source in chosen for r in rows)) as update:
+        result = build_photo_dataset(out, wn, rows, sources=chosen, gcompris=gcompris_dir, max_side=max_side,
+                                     on_image=update)
+    images = result.images
+    wnids = {r["wnid"] for r in images}
+    in1k = [r for r in images if r["wnid"] in result.in1k]
+    click.echo(f"extracted {len(images)} photos of {len(wnids)} synsets in {result.seconds:.1f} s")
+    for source in PHOTO_SOURCES:
+        mine = [r for r in images if r["source"] == source]
+        if mine:
+            click.echo(f"  {source:<9} {len(mine):>4} photos, {len({r['wnid'] for r in mine})} synsets")
+    strict = [r for r in images if not r["imagenet1k"]]
+    click.echo(f"ImageNet-1K classes: {len(in1k)} photos of {len({r['wnid'] for r in in1k})} synsets; "
+               f"not in ImageNet-1K: {len(images) - len(in1k)} photos of "
+               f"{len(wnids - {r['wnid'] for r in in1k})} synsets, of which {len(strict)} photos of "
+               f"{len({r['wnid'] for r in strict})} synsets neither above nor below a 1K class")
+    licences: dict[str, int] = {}
+    for r in images:
+        licences[r["licence"]] = licences.get(r["licence"], 0) + 1
+    click.echo("licences: " + ", ".join(f"{name} {n}" for name, n in sorted(licences.items(), key=lambda kv: -kv[1])))
+    checks = {k: sum(r["credit_check"] == k for r in images if r["source"] == "gcompris")
+              for k in ("matches", "mismatch", "")}
+    click.echo(f"GCompris credits: {checks['matches']} name this very photo, {checks['mismatch']} name another "
+               f"photo (licence unverified), {checks['']} name no source to compare")
+    if result.missing:
+        reasons = sorted({why for _f, why in result.missing})
+        click.echo(f"skipped {len(result.missing)} photos not installed: {'; '.join(reasons)}")
+    for file, reason in result.failures[:5]:
+        click.echo(f"  failed {file}: {reason}")
     click.echo(f"wrote {result.out}")

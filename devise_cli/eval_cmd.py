@@ -11,9 +11,17 @@ from pathlib import Path
 
 import click
 
-from devise_cli.common import EXIT_SOME_IMAGES_FAILED, console, domain_errors, given_labels, label_options
+from devise.evaluation import BASELINES
+from devise_cli.common import (
+    EXIT_SOME_IMAGES_FAILED,
+    console,
+    domain_errors,
+    given_labels,
+    label_options,
+    model_option,
+    resolve_model,
+)
 from devise_cli.progress import progress_bar
-from wordnet.scoring import BASELINES
 
 
 def _parse_ks(ctx, param, value: str) -> list[int]:
@@ -69,10 +77,9 @@ def _parse_per_class_images(ctx, param, value):
 
 @click.command()
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--model", "-m", "model_path", required=True, envvar="DEVISE_MODEL", type=click.Path(path_type=Path),
-              help="Model bundle folder written by `devise train`.")
-@click.option("--vocab", "vocab_arg", default="trained", show_default=True, envvar="DEVISE_VOCAB",
-              help="Candidate labels: 'trained' or a vocabulary .h5 "
+@model_option
+@click.option("--vocab", "vocab_arg", default="default", show_default=True, envvar="DEVISE_VOCAB",
+              help="Candidate labels: 'default' (the model's default labels), 'trained' or a vocabulary .h5 "
                    "(unseen only = zero-shot; seen + unseen = generalised), built with the model's word vectors "
                    "and --label-text (another is refused).")
 @click.option("--k", "ks", default="1,2,5,10,20", show_default=True, callback=_parse_ks,
@@ -123,6 +130,7 @@ def evaluate(data, model_path, vocab_arg, ks, hierarchical, baselines, json_file
 
     \b
     Examples:
+      devise eval photos/ --hierarchical              # the default model, its default labels
       devise eval test/ --model runs/mine --hierarchical
       devise eval zsl/ --model runs/mine --vocab unseen.h5 --json r.json --plot r.png
       devise eval zsl/ --model runs/mine --labels "okapi, tapir" --per-class classes.csv --result r.json
@@ -133,6 +141,7 @@ def evaluate(data, model_path, vocab_arg, ks, hierarchical, baselines, json_file
     spec = given_labels(labels, labels_file, label_descriptions, vocab_arg)
     if plot_file is not None:
         eval_report.check_matplotlib()
+    model_path = resolve_model(model_path)
     with progress_bar("embedding images") as update:
         report = evaluate_model(
             data, model_path, spec or vocab_arg, ks=ks, hierarchical=hierarchical, baselines=baselines,
@@ -145,9 +154,9 @@ def evaluate(data, model_path, vocab_arg, ks, hierarchical, baselines, json_file
     if per_class_file is not None:
         eval_report.write_per_class(report["per_class"], per_class_file)
     if result_file is not None:
-        from wordnet.scoring.results import records
+        from devise.evaluation import result_records
 
-        eval_report.write_json(records(report), result_file)
+        eval_report.write_json(result_records(report), result_file)
     if plot_file is not None:
         eval_report.plot(report, plot_file)
     if report["n_failed"]:

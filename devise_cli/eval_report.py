@@ -11,9 +11,9 @@ from pathlib import Path
 
 import click
 
-from wordnet.base.files import atomic_path, atomic_write
+from devise.files import atomic_path, atomic_write
 
-METHOD_ORDER = ("devise", "devise+cal", "conse", "conse+cal", "softmax", "chance")
+METHOD_ORDER = ("devise", "devise+cal", "conse", "conse+cal", "combined", "combined+cal", "softmax", "chance")
 # (column prefix, table caption): per image, hierarchical, per class (each class weighs the same)
 TABLES = (("hit@", "flat hit@k (share of images)"), ("hp@", "hierarchical precision@k"),
           ("mean_per_class_hit@", "mean per-class hit@k (each class weighs the same; hit@1 = mean per-class recall)"))

@@ -30,7 +30,8 @@ def export(bundle, fmt, output, vocab_arg, labels, labels_file, label_descriptio
 
     The model takes (batch, size, size, 3) float32 RGB in [0, 255]: the centred square
     (its side the bundle's crop share of the short side) resized to the bundle's image
-    size, as predict sees images; export.json says both. The backbone's scaling is inside. Outputs: embedding, and with labels scores and indices (rows of labels.json).
+    size, as predict sees images; export.json says both. The backbone's scaling is inside.
+    Outputs: embedding, and with labels scores and indices (rows of labels.json).
 
     \b
     Examples:

@@ -7,12 +7,21 @@ but some images could not be read — they are listed, the others are printed.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
-from devise_cli.common import (EXIT_SOME_IMAGES_FAILED, console, domain_errors, echo_json, given_labels,
-                                label_options, shard_option)
+from devise_cli.common import (
+    EXIT_SOME_IMAGES_FAILED,
+    console,
+    domain_errors,
+    echo_json,
+    given_labels,
+    label_options,
+    method_option,
+    model_option,
+    resolve_model,
+    shard_option,
+)
 from devise_cli.progress import progress_bar
 
 SCORE_KINDS = ("cosine", "softmax")  # --scores
@@ -20,11 +29,11 @@ SCORE_KINDS = ("cosine", "softmax")  # --scores
 
 @click.command()
 @click.argument("images", nargs=-1, required=True)
-@click.option("--model", "-m", "model_path", required=True, envvar="DEVISE_MODEL", type=click.Path(path_type=Path),
-              help="Model bundle folder written by `devise train`.")
-@click.option("--vocab", "vocab_arg", default="trained", show_default=True, envvar="DEVISE_VOCAB",
-              help="Candidate labels: 'trained' (the bundle's labels) or a vocabulary .h5 from `devise vocab build` "
-                   "built with the model's word vectors and --label-text (another is refused).")
+@model_option
+@click.option("--vocab", "vocab_arg", default="default", show_default=True, envvar="DEVISE_VOCAB",
+              help="Candidate labels: 'default' (the model's default labels: the default model's visual nouns, a "
+                   "trained bundle's own labels), 'trained' or a vocabulary .h5 from `devise vocab build` built "
+                   "with the model's word vectors and --label-text (another is refused).")
 @click.option("--top", "-k", default=5, show_default=True, type=click.IntRange(1), help="Predictions per image.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image per line.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), envvar="DEVISE_BATCH_SIZE",
@@ -39,18 +48,24 @@ SCORE_KINDS = ("cosine", "softmax")  # --scores
                    "softmax(cosine / T) with T fitted on the bundle's validation images (once, cached).")
 @click.option("--min-score", type=float, metavar="S",
               help="Keep predictions scoring at least S; an image with none is answered 'unknown'.")
+@method_option
 @shard_option
 @domain_errors
 def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx, labels, labels_file,
-            label_descriptions, score_kind, min_score, shard):
+            label_descriptions, score_kind, min_score, method, shard):
     """Label IMAGES (files, folders, globs) with the nearest labels of a vocabulary.
 
     A vocabulary other than the training labels is zero-shot prediction: any
     vocabulary built with the same word vectors works without retraining.
     Exits 3 if some images could not be read (the others are still printed).
 
+    Without --model, the default model (an ImageNet EfficientNet-Lite0 with a DeViSE head,
+    built offline in the data home on first use) ranks the default visual nouns.
+
     \b
     Examples:
+      devise predict photo.jpg --top 5
+      devise predict photo.jpg --labels "cat, dog, snow leopard" --method conse
       devise predict photo.jpg --model runs/mine
       devise predict shots/ --model runs/mine --vocab nouns.h5 --top 10 --json
       devise predict shots/ --model runs/mine --vocab million.h5 --approx
@@ -60,10 +75,9 @@ def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx, lab
     """
     from rich.markup import escape
 
-    from devise.prediction import load_model_and_vocab
+    from devise.prediction import expand_image_paths, load_model_and_vocab
     from devise.prediction import predict as predict_images
     from devise.temperature import score_temperature
-    from models.data.datasets import expand_image_paths
 
     spec = given_labels(labels, labels_file, label_descriptions, vocab_arg)
     paths = expand_image_paths(images)
@@ -71,8 +85,10 @@ def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx, lab
         raise click.ClickException("no image files found in " + " ".join(images))
     if shard is not None:
         paths = shard.select(paths)
-    bundle, vocab = load_model_and_vocab(model_path, spec or vocab_arg)
     out, err = console(), console(stderr=True)
+    if method == "softmax" and spec is None and vocab_arg == "default":
+        vocab_arg = "trained"  # the softmax ranks the model's own classes
+    bundle, vocab = load_model_and_vocab(resolve_model(model_path, err), spec or vocab_arg)
     temperature = None
     if score_kind == "softmax":
         temperature = score_temperature(bundle, on_fit=lambda n: err.print(
@@ -81,7 +97,7 @@ def predict(images, model_path, vocab_arg, top, as_json, batch_size, approx, lab
     failed = 0
     with progress_bar("embedding images", len(paths), enabled=not as_json) as update:
         for rec in predict_images(paths, bundle, vocab, top=top, batch_size=batch_size, approx=approx,
-                                  temperature=temperature, min_score=min_score,
+                                  temperature=temperature, min_score=min_score, method=method,
                                   progress=update, on_index_build=lambda n: err.print(
                                       f"building the approximate index of {n:,} labels (once per vocabulary) ...",
                                       highlight=False)):

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import click
 
+from devise.pretraining import PRETRAIN_DEFAULTS, PRETRAIN_FIELDS
+from devise.training import TrainConfig
 from devise_cli.common import console, domain_errors
 from devise_cli.train_cmd import option_for
-from models.training.config import PRETRAIN_DEFAULTS, PRETRAIN_FIELDS, TrainConfig
 
 _FLAGS = {"pretrain_epochs": "--epochs", "pretrain_lr": "--lr", "pretrain_schedule": "--schedule"}
 

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 
 import click
 
-from models.training.progress import Reporter, format_epoch
+from devise.training import Reporter, format_epoch
 
 from .common import console
 

@@ -1,5 +1,5 @@
 """``devise results``: merge result files of many ``devise eval`` runs into one table (Click glue over
-:mod:`wordnet.scoring.results`), as ``clip_benchmark build`` does."""
+:func:`devise.evaluation.merge_results`), as ``clip_benchmark build`` does."""
 from __future__ import annotations
 
 import csv
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
+from devise import DeviseError
 from devise_cli.common import domain_errors
-from wordnet.base.errors import DeviseError
 
 FORMATS = ("markdown", "csv")
 
@@ -42,16 +42,16 @@ def results(files, mean, metrics, settings, methods, fmt, output):
       devise results runs/*/result.json -o all.csv
       devise results splits/unseen-*.json --mean --metrics hit@1,hit@5,mean_per_class_hit@1
     """
-    from wordnet.base.files import atomic_write
-    from wordnet.scoring.results import merge, read
+    from devise.evaluation import merge_results, read_results
+    from devise.files import atomic_write
 
-    rows = [r for f in files for r in read(f)]
+    rows = [r for f in files for r in read_results(f)]
     keep_settings, keep_methods = _names(settings), _names(methods)
     rows = [r for r in rows if (keep_settings is None or r.get("setting") in keep_settings)
             and (keep_methods is None or r.get("method") in keep_methods)]
     if not rows:
         raise DeviseError(f"no result in {len(files)} file(s) matches --setting/--method")
-    columns, table = merge(rows, _names(metrics), mean=mean)
+    columns, table = merge_results(rows, _names(metrics), mean=mean)
     fmt = fmt or ("csv" if output is not None and output.suffix.lower() == ".csv" else "markdown")
     text = _csv(columns, table, mean) if fmt == "csv" else _markdown(columns, table, mean, len(files))
     if output is None:

@@ -18,18 +18,24 @@ from pathlib import Path
 import click
 
 from devise.search import COMMIT_EVERY
-from devise_cli.common import (EXIT_SOME_IMAGES_FAILED, console, domain_errors, echo_json, given_labels,
-                               label_options, shard_option)
+from devise_cli.common import (
+    EXIT_SOME_IMAGES_FAILED,
+    console,
+    domain_errors,
+    echo_json,
+    given_labels,
+    label_options,
+    model_option,
+    resolve_model,
+    shard_option,
+)
 from devise_cli.progress import progress_bar
-
-MODEL_HELP = "Model bundle folder written by `devise train`."
 
 
 # -- index ----------------------------------------------------------------------------
 @click.command("index")
 @click.argument("photos", nargs=-1)
-@click.option("--model", "-m", "model_path", required=True, envvar="DEVISE_MODEL",
-              type=click.Path(file_okay=False, path_type=Path), help=MODEL_HELP)
+@model_option
 @click.option("--output", "-o", "index_path", required=True, envvar="DEVISE_INDEX",
               type=click.Path(path_type=Path), help="Index file (.h5) to create or bring up to date.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), envvar="DEVISE_BATCH_SIZE",
@@ -54,15 +60,20 @@ def index(photos, model_path, index_path, batch_size, rebuild, shard, commit_eve
     host or Slurm array task), each into its own part, then join the parts with
     `devise index merge OUT PART...` (a folder named "merge" is ./merge).
 
+    Without --model the default model embeds the photos (built offline on first use), with
+    its own ranking method (combined: the same space `devise predict` ranks labels in).
+
     \b
     Examples:
-      devise index ~/Pictures --model runs/mine --output pictures.h5
+      devise index ~/Pictures --output pictures.h5   # the default model
+      devise index ~/Pictures --model runs/mine --output mine.h5
       devise index --model runs/mine --output pictures.h5   # update after adding photos
       devise index /data/photos -m runs/mine --shard 0/2 -o part0.h5   # and --shard 1/2 -o part1.h5
       devise index merge photos.h5 part0.h5 part1.h5
     """
     from devise.search import index_images
 
+    model_path = resolve_model(model_path)  # the default model is built here, before the progress bar
     clock = {"start": time.perf_counter()}
     with progress_bar("embedding images") as update:
         stats = index_images(photos, model_path, index_path, batch_size=batch_size, rebuild=rebuild, shard=shard,

@@ -33,7 +33,7 @@ def thumbnail_uri(path: str | Path, size: int = THUMB_PX) -> str:
     """A ``data:image/jpeg;base64,...`` thumbnail; raises ImageError if the file cannot be read."""
     from PIL import Image
 
-    from models.data.images import load_image
+    from devise.prediction import load_image
 
     buf = io.BytesIO()
     Image.fromarray(load_image(path, size)).save(buf, format="JPEG", quality=85)
@@ -41,7 +41,7 @@ def thumbnail_uri(path: str | Path, size: int = THUMB_PX) -> str:
 
 
 def _picture(path: str, alt: str) -> str:
-    from wordnet.base.errors import ImageError
+    from devise import ImageError
 
     try:
         uri = thumbnail_uri(path)
@@ -56,7 +56,8 @@ def render_page(query: str, kind: str, results: list[dict], index_path, n_images
     esc = html.escape
     head = f"<h1>{esc(query)}</h1>"
     if kind == "image" and query_image is not None:
-        head = f'<h1>Images like {esc(str(query_image))}</h1><div class="query">{_picture(str(query_image), "query")}</div>'
+        head = (f'<h1>Images like {esc(str(query_image))}</h1>'
+                f'<div class="query">{_picture(str(query_image), "query")}</div>')
     when = _dt.datetime.now().isoformat(timespec="seconds")
     cards = []
     for r in results:
@@ -76,7 +77,7 @@ def render_page(query: str, kind: str, results: list[dict], index_path, n_images
 
 def write_page(path, query, kind, results, index_path, n_images, query_image=None) -> Path:
     """Write :func:`render_page` atomically."""
-    from wordnet.base.files import atomic_write
+    from devise.files import atomic_write
 
     with atomic_write(path, encoding="utf-8") as fh:
         fh.write(render_page(query, kind, results, index_path, n_images, query_image))

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import click
 
+from devise.training import cli_fields
 from devise_cli.common import console, domain_errors, label_text_option
-from models.training.config import cli_fields
 
 
 def _read_config(ctx, param, value):
     """Eager ``--config``: load the file into ``ctx.default_map`` before other options are parsed."""
     if value is None:
         return None
-    from models.training.config import read_config_file
-    from wordnet.base.errors import DeviseError
+    from devise import DeviseError
+    from devise.training import read_config_file
 
     try:
         data = read_config_file(value)
@@ -60,7 +60,8 @@ def option_for(field, flag: str | None = None, default=_NO_DEFAULT) -> click.Opt
         rng = click.IntRange if kind == "int" else click.FloatRange
         bounded = meta.get("min") is not None or meta.get("max") is not None
         extra = {"max_open": True} if meta.get("max_open") else {}
-        kwargs["type"] = rng(meta.get("min"), meta.get("max"), **extra) if bounded else (int if kind == "int" else float)
+        kwargs["type"] = (rng(meta.get("min"), meta.get("max"), **extra) if bounded
+                          else (int if kind == "int" else float))
         kwargs["show_default"] = default is not None
     elif default is not None:
         kwargs["show_default"] = True

@@ -1,6 +1,6 @@
 """``devise vectors``: train offline skip-gram vectors, inspect any vectors file.
 
-Click glue over :func:`devise.train_vectors` and :mod:`wordnet.vectors.loading`; gensim and NLTK
+Click glue over :func:`devise.train_vectors` and the vectors helpers of :mod:`devise.vocabularies`; gensim and NLTK
 are imported inside the commands only.
 """
 from __future__ import annotations
@@ -67,8 +67,7 @@ def train(out, dim, window, min_count, epochs, workers, seed, gcide_path, no_gci
       devise vectors train
       devise vectors train small.kv --dim 100 --epochs 3 --no-gcide
     """
-    from devise.vocabularies import train_vectors
-    from wordnet.vectors.loading import default_vectors_path, nearest_words
+    from devise.vocabularies import default_vectors_path, nearest_words, train_vectors
 
     out = Path(out) if out else default_vectors_path()
     con = console()
@@ -111,7 +110,7 @@ def info(file, words, top, as_json):
       devise vectors info
       devise vectors info GoogleNews-vectors-negative300.bin -n tiger -n guitar --top 5
     """
-    from wordnet.vectors.loading import detect_format, file_checksum, load_vectors, nearest_words, resolve_vectors
+    from devise.vocabularies import detect_format, file_checksum, load_vectors, nearest_words, resolve_vectors
 
     path = resolve_vectors(file)
     kind = detect_format(path)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
+from devise.labels import SHIPPED_LISTS
 from devise_cli.common import console, domain_errors, echo_json, label_text_option
-from wordnet.labels import SHIPPED_LISTS
 
 VECTORS_HELP = "Word vectors (any format) [default: the vectors from `devise vectors train`]."
 
@@ -66,8 +66,7 @@ def build(out, vectors, synsets_file, subtree, all_nouns, hops, seen, universe, 
     if (seen or universe) and hops is None:
         raise click.UsageError("--seen and --universe go with --hops N")
 
-    from devise.vocabularies import build_vocabulary
-    from wordnet.vocab_build import describe_synsets
+    from devise.vocabularies import build_vocabulary, describe_synsets
 
     vocab, missing, source, vectors_path = build_vocabulary(
         out, synsets=synsets_file, subtree=subtree, all_nouns=all_nouns, hops=hops, seen=seen, universe=universe,
@@ -92,9 +91,9 @@ def info(vocab_path, as_json, head):
     Example:
       devise vocab info animals.h5 --json
     """
-    from wordnet.vocab import Vocabulary
+    from devise.vocabularies import load_vocabulary
 
-    vocab = Vocabulary.load(vocab_path)
+    vocab = load_vocabulary(vocab_path)
     attrs = {k: v for k, v in vocab.attrs.items() if k not in ("path", "dim")}
     summary = {"path": str(vocab_path), "labels": len(vocab), "dim": vocab.dim, **attrs}
     rows = [{"wnid": w, "synset": s, "label": lab, "definition": d} for w, s, lab, d in
@@ -134,10 +133,9 @@ def nearest(vocab_path, query, top, vectors, as_json):
       devise vocab nearest animals.h5 "snow leopard"
       devise vocab nearest nouns.h5 guitar.n.01 --top 5 --json
     """
-    from devise.vocabularies import nearest_labels
-    from wordnet.vocab import Vocabulary
+    from devise.vocabularies import load_vocabulary, nearest_labels
 
-    vocab = Vocabulary.load(vocab_path)
+    vocab = load_vocabulary(vocab_path)
     found = nearest_labels(vocab, query, top=top, vectors=vectors,
                            warn=lambda text: click.echo(f"warning: {text}", err=True))
     results = [{k: r[k] for k in ("wnid", "synset", "label", "score")} for r in found]

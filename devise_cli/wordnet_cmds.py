@@ -1,7 +1,7 @@
 """``devise wordnet``: look labels up in WordNet and build zero-shot hop splits.
 
-Click glue over :mod:`wordnet.labels` and :mod:`wordnet.hierarchy`; NLTK is imported
-inside the commands only.
+Click glue over :func:`devise.labels.lookup` and :func:`devise.labels.hop_split`; NLTK is
+imported inside the commands only.
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
+from devise.labels import SHIPPED_LISTS
 from devise_cli.common import console, domain_errors, echo_json
-from wordnet.labels import SHIPPED_LISTS
 
 LIST_HELP = f"one label a line (wnids, synset names or words), or a shipped list: {', '.join(SHIPPED_LISTS)}"
 
@@ -22,21 +22,6 @@ def wordnet_group():
     The corpus is NLTK's own WordNet if installed, else built once from Debian's
     wordnet-base files into the data home ($DEVISE_HOME).
     """
-
-
-def synset_record(synset) -> dict:
-    """What ``lookup`` shows about one synset (also its JSON form)."""
-    from wordnet.labels import display_label, wnid_of
-
-    path = max(synset.hypernym_paths(), key=len)  # the most detailed chain
-    return {
-        "wnid": wnid_of(synset),
-        "synset": synset.name(),
-        "label": display_label(synset),
-        "lemmas": [lemma.name() for lemma in synset.lemmas()],
-        "definition": synset.definition(),
-        "hypernym_path": [s.name() for s in path[:-1]],  # root first, self excluded
-    }
 
 
 def _panel(record: dict):
@@ -77,17 +62,9 @@ def lookup(query, first_only, all_senses, as_json, overrides):
       devise wordnet lookup "snow leopard" --first
       devise wordnet lookup n02084071 --json
     """
-    from wordnet.labels import SYNSET_NAME_RE, WNID_RE, load_overrides, normalise, resolve_label
-    from wordnet.reader import load_wordnet
+    from devise.labels import lookup as senses
 
-    wn = load_wordnet()
-    table = load_overrides(overrides) if overrides else None
-    first = resolve_label(wn, query, table)  # unknown -> error with suggestions
-    explicit = WNID_RE.match(query.strip()) or SYNSET_NAME_RE.match(query.strip())
-    synsets = [first]
-    if not first_only and not explicit:
-        synsets += [s for s in wn.synsets(normalise(query), pos="n") if s != first]
-    records = [synset_record(s) for s in synsets]
+    records = senses(query, overrides=overrides, first_only=first_only)  # unknown -> error with suggestions
     if as_json:
         echo_json(records)
         return
@@ -120,15 +97,10 @@ def hops(seen, universe, hops, output):
       devise wordnet hops --seen imagenet1k --universe imagenet21k --hops 2
       devise wordnet hops --seen my_classes.txt --hops 3 -o 3hop.txt
     """
-    from wordnet.base.files import atomic_write
-    from wordnet.labels import read_label_list
-    from wordnet.reader import load_wordnet
-    from wordnet.vocab_build import hop_wnids
+    from devise.files import atomic_write
+    from devise.labels import hop_split
 
-    read_label_list(seen)  # a bad list fails before WordNet loads
-    if universe:
-        read_label_list(universe)
-    seen_wnids, universe_wnids, wnids = hop_wnids(load_wordnet(), hops, seen, universe)
+    seen_wnids, universe_wnids, wnids = hop_split(seen, universe, hops)
     text = "".join(f"{w}\n" for w in wnids)
     if output is None:
         click.echo(text, nl=False)

@@ -27,6 +27,7 @@ import numpy as np
 from models.net.inference import compiled_inference, eager_inference
 from wordnet.base.errors import BundleError, VocabularyError
 from wordnet.base.files import atomic_write, ensure_readable
+from wordnet.scoring.metrics import method_embeddings
 from wordnet.vocab import Vocabulary
 
 FORMAT = "devise-bundle"
@@ -92,6 +93,21 @@ class Bundle:
         """The augmentation recipe training used (its evaluation view is what inference sees)."""
         return str((self.config.get("preprocessing") or {}).get("recipe", DEFAULT_RECIPE))
 
+    def default_vocab(self) -> Vocabulary:
+        """The labels this bundle ranks unless told otherwise: the vocabulary file its ``config.json`` names as
+        ``default_vocab`` (the default model's broad visual nouns), else its own training labels."""
+        name = self.config.get("default_vocab")
+        if not name:
+            return self.vocab
+        path = self.path / name
+        if "default" not in self._views:
+            try:
+                self._views["default"] = Vocabulary.load(path)
+            except VocabularyError as exc:
+                raise BundleError(f"{path}: the model's default labels cannot be read ({exc}); rebuild the model "
+                                  f"(`devise model build --overwrite`) or pass --vocab/--labels") from None
+        return self._views["default"]
+
     @property
     def has_softmax(self) -> bool:
         return bool(self.config.get("softmax_trained"))
@@ -119,15 +135,24 @@ class Bundle:
         paths: Sequence[str | Path],
         batch_size: int = 32,
         softmax: bool = False,
+        method: str | None = None,
     ) -> Iterator[BundleOutput]:
         """Stream :class:`BundleOutput` pieces, one per batch, from ONE tf.data pipeline.
 
         Pieces come in input order; each carries the files that failed to decode since
         the previous piece (in input order too), and a last piece with no images may
         carry trailing failures. Decoding runs in parallel threads ahead of the model.
+        ``method`` ``conse`` or ``combined`` makes ``embeddings`` that ranking method's
+        (:func:`wordnet.scoring.metrics.method_embeddings` over this bundle's label vectors,
+        ``probs`` kept), so every caller (predict, index, an image query) embeds one way;
+        None or ``devise`` keeps the DeViSE head's.
         """
         from models.data.pipeline import FailureLog, inference_dataset
 
+        if method not in (None, "devise"):
+            if method == "softmax":
+                raise BundleError("the softmax method ranks the model's own classes and has no embedding")
+            softmax = True
         if softmax and not self.has_softmax:
             raise BundleError(f"{self.path} has no trained softmax head")
         paths = [Path(p) for p in paths]
@@ -155,6 +180,8 @@ class Bundle:
                 nxt = i + 1
             emb = np.asarray(out["embedding"], np.float32)
             probs = np.asarray(out["probs"], np.float32) if softmax else None
+            if method not in (None, "devise"):
+                emb = method_embeddings(method, emb, probs, self.vocab.vectors)
             yield BundleOutput([paths[i] for i in batch_idx.tolist()], emb, probs, fails)
         if nxt < len(paths):
             yield BundleOutput([], np.zeros((0, self.dim), np.float32),
@@ -166,18 +193,20 @@ class Bundle:
         batch_size: int = 32,
         softmax: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        method: str | None = None,
     ) -> BundleOutput:
         """Embed image files in batches (tf.data decode); undecodable files go to ``failures``.
 
         ``progress(done, total)`` is called after each batch with the number of input
         files handled so far. With ``softmax=True`` (and a trained softmax head) the
-        class probabilities in vocabulary order come back as ``probs``.
+        class probabilities in vocabulary order come back as ``probs``; ``method`` as
+        :meth:`run_batches` takes it.
         """
         if softmax and not self.has_softmax:
             raise BundleError(f"{self.path} has no trained softmax head")
         paths = [Path(p) for p in paths]
         kept, embs, probs, failures, done = [], [], [], [], 0
-        for piece in self.run_batches(paths, batch_size, softmax):
+        for piece in self.run_batches(paths, batch_size, softmax, method=method):
             kept += piece.paths
             embs.append(piece.embeddings)
             if softmax:
@@ -237,7 +266,7 @@ def load_model_file(model_path: Path):
                           f"file); the bundle is damaged, retrain it")
     try:
         model = keras.saving.load_model(model_path, compile=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a damaged bundle: one line naming it
         first = (str(exc).splitlines() or [""])[0][:160]
         raise BundleError(
             f"{model_path} is corrupt or not a devise model ({exc.__class__.__name__}: {first})") from None

@@ -31,7 +31,6 @@ from wordnet.base.errors import DeviseError
 from wordnet.vocab import label_matrix
 
 
-
 @keras.saving.register_keras_serializable(package="devise")
 class LabelTopK(keras.layers.Layer):
     """Unit embeddings -> ``{"embedding", "scores", "indices"}``: cosine with fixed unit label vectors, top ``k``.
@@ -78,7 +77,8 @@ def deployable(model, label_vectors=None, k: int = 5):
     model = float32_copy(model)
     image = keras.Input(tuple(model.inputs[0].shape[1:]), name="image")
     embedding = model.embedder(image)
-    outputs = {"embedding": embedding} if label_vectors is None else LabelTopK(label_vectors, k, name="labels")(embedding)
+    outputs = ({"embedding": embedding} if label_vectors is None
+               else LabelTopK(label_vectors, k, name="labels")(embedding))
     return keras.Model(image, outputs, name="devise_export")
 
 
@@ -104,7 +104,7 @@ def export_model(model, folder: str | Path, fmt: str, label_vectors=None, k: int
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # Keras's tf2onnx patch probes np.object
             net.export(str(target), format=keras_format, verbose=False, input_signature=signature)
-    except Exception as exc:  # a converter failure deep in TF/tf2onnx: one line naming the format
+    except Exception as exc:  # noqa: BLE001 - a converter failure deep in TF/tf2onnx: one line naming the format
         if exc.__class__.__name__ == "ResourceExhaustedError" and str(folder) in str(exc):  # TF's writer: disk full
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder)) from None
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]

@@ -138,7 +138,8 @@ def judge(case: Case, code: int, out: str, temps: list[Path] = (), before: bytes
     elif code >= 128:
         case.problems.append(f"crash (exit {code})")
     elif case.expect == "error" and (code not in (1, 2) or len(errors) != 1):  # 2: Click's own usage check
-        case.problems.append("crash (exit 0)" if code == 0 else f"expected exit 1 and one Error line, got {len(errors)}")
+        case.problems.append("crash (exit 0)" if code == 0
+                             else f"expected exit 1 and one Error line, got {len(errors)}")
     elif case.expect == "partial" and code != 3:
         case.problems.append(f"expected exit 3, got {code}")
     elif case.expect == "interrupted" and (code == 0 or ("interrupted" not in out and "Aborted!" not in out)):
@@ -209,8 +210,10 @@ class Fixture:
                              self.vectors], target / "nouns.h5"),
             ("train", train_args(d, target / "run", self.vectors, 1, 0), target / "run"),
             ("index", ["index", d, "--model", b, "--output", target / "pics.h5"], target / "pics.h5"),
-            ("eval --json", ["eval", d, "--model", b, "--json", target / "r.json", "--bootstrap", "0"], target / "r.json"),
-            ("eval --plot", ["eval", d, "--model", b, "--plot", target / "r.png", "--bootstrap", "0"], target / "r.png"),
+            ("eval --json", ["eval", d, "--model", b, "--json", target / "r.json", "--bootstrap", "0"],
+             target / "r.json"),
+            ("eval --plot", ["eval", d, "--model", b, "--plot", target / "r.png", "--bootstrap", "0"],
+             target / "r.png"),
             ("eval --result", ["eval", d, "--model", b, "--result", target / "res.json", "--bootstrap", "0"],
              target / "res.json"),
             ("export", ["export", b, "--format", "savedmodel", "-o", target / "exp"], target / "exp"),

@@ -233,7 +233,8 @@ def kill_and_rerun(workdir: Path, plan: list[str], *, seed: int = 0, images: int
     assert not temp_files(workdir), f"temporary files left behind: {temp_files(workdir)}"
     kills = [r for r in runs if r.killed]
     losses = [r.embedded - (r.committed - p) for r, p in zip(kills, [0] + [k.committed for k in kills])]
-    return {"images": len(paths), "kills": len(kills), "kinds": [r.kind for r in kills], "runs": len(runs), "losses": losses,
+    return {"images": len(paths), "kills": len(kills), "kinds": [r.kind for r in kills], "runs": len(runs),
+            "losses": losses,
             "max_lost": max(losses, default=0), "re_embedded": sum(r.embedded for r in runs) - len(paths),
             "commit_every": commit_every, "seconds": round(sum(r.seconds for r in runs), 1)}
 

@@ -68,7 +68,7 @@ def main() -> None:
     p.add_argument("--emoji", type=Path, required=True, help="the emoji dataset whose splits to use")
     p.add_argument("--per-class", type=int, default=200)
     args = p.parse_args()
-    from wordnet.datasets.clipart import read_emoji_splits
+    from wordnet.datasets.emoji import read_emoji_splits
     from wordnet.labels import wnid_of
     from wordnet.reader import load_wordnet
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the backbone shipped as `--weights devise-pool-64` (models/net/weights/): MobileNetV2
 # (alpha 0.5) at 64 px, pre-trained from random weights on the icon pool of @iconify/json, whose
-# classes are disjoint from every emoji-benchmark concept (`devise data pool`, README "The
+# classes are disjoint from every emoji-benchmark concept (`devise data pool`, docs/datasets.md "The
 # pre-training pool"). A few CPU-hours on 2 cores; resumable: run it again after a stop.
 #
 #   scripts/pretrain_pool.sh                    # pool + pre-training under runs/pool

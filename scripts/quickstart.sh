@@ -7,8 +7,8 @@
 set -euo pipefail
 OUT="${DEVISE_QUICKSTART_DIR:-runs/quickstart}"
 MODEL="${DEVISE_QUICKSTART_MODEL:-$OUT/model}"
-# the paper's step 1 is a given pre-trained visual model: devise ships one (README, "The pre-training
-# pool"); DEVISE_QUICKSTART_WEIGHTS=none DEVISE_QUICKSTART_PRETRAIN_EPOCHS=25 trains from scratch instead
+# the paper's step 1 is a given pre-trained visual model: devise ships one (docs/datasets.md, "The
+# pre-training pool"); DEVISE_QUICKSTART_WEIGHTS=none DEVISE_QUICKSTART_PRETRAIN_EPOCHS=25 trains from scratch instead
 WEIGHTS="${DEVISE_QUICKSTART_WEIGHTS:-devise-pool-64}"
 EPOCHS0="${DEVISE_QUICKSTART_PRETRAIN_EPOCHS:-0}"
 FINETUNE="${DEVISE_QUICKSTART_FINETUNE_EPOCHS:-2}"

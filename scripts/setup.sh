@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install everything devise needs on a fresh Debian machine: apt packages (WordNet,
-# GCIDE, the Noto emoji font, Open Clip Art for the clip-art test), a virtual environment with the package and its test
+# GCIDE, the Noto emoji font, Open Clip Art for the clip-art test, GCompris' photos for `devise data photos`,
+# Fashion-MNIST for scripts/photo_checks.py), a virtual environment with the package and its test
 # extras, and the npm emoji sets. Safe to run again.
 set -euo pipefail
 VENV="${1:-.venv}"
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="wordnet-base wordnet-sense-index dict-gcide fonts-noto-color-emoji openclipart-png"
+APT_PACKAGES="wordnet-base wordnet-sense-index dict-gcide fonts-noto-color-emoji openclipart-png gcompris-qt-data dataset-fashion-mnist"
 missing=""
 for p in $APT_PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

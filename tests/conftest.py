@@ -32,7 +32,7 @@ def tiny_kv():
 
     rng = np.random.default_rng(0)
     words, vecs = [], []
-    for g, members in enumerate(TINY_GROUPS.values()):
+    for members in TINY_GROUPS.values():
         centre = rng.normal(size=TINY_DIM) * 3
         for w in members:
             words.append(w)

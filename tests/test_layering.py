@@ -5,7 +5,7 @@ The layers, bottom to top::
     wordnet.base            errors, safe files and locks, data home, version (stdlib only)
     wordnet | models        the label half (never Keras) | the image half (never click or NLTK)
     devise                  the public API: the one layer that joins both halves (never click)
-    devise_cli              Click glue over devise (no library module imports it)
+    devise_cli              Click glue over devise only (never models or wordnet; no library module imports it)
 
 Every ``import`` and ``from ... import`` in every module is read with :mod:`ast` (nothing is
 imported or executed), function-level imports included, plus the lazy tables that
@@ -14,6 +14,7 @@ name modules as strings (``devise._EXPORTS``, ``devise_cli.cli.COMMANDS``).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,10 @@ LAZY_TABLES = ("_EXPORTS", "COMMANDS")  # module-level dicts whose values are "m
 FORBIDDEN = [
     ("wordnet", ("keras", "tensorflow", "models", "devise", "devise_cli", "click", "jax", "torch"),
      "the label half never imports Keras, the image half, the API or the CLI"),
-    ("models", ("click", "nltk", "devise", "devise_cli"), "the image half never imports click, NLTK, the API or the CLI"),
+    ("models", ("click", "nltk", "devise", "devise_cli"),
+     "the image half never imports click, NLTK, the API or the CLI"),
     ("devise", ("click", "devise_cli"), "the API never imports click or the CLI"),
+    ("devise_cli", ("models", "wordnet"), "the CLI goes through the devise API, never around it"),
 ]
 BASE = "wordnet.base"  # the bottom layer: the standard library and platformdirs only
 
@@ -192,10 +195,13 @@ def test_the_checks_catch_what_they_claim_to(tmp_path):
     (tmp_path / "models" / "b.py").write_text("from .a import f\n")
     (tmp_path / "wordnet" / "c.py").write_text("def g():\n    import keras\n")
     (tmp_path / "devise" / "__init__.py").write_text('_EXPORTS = {"x": "devise_cli.y"}\n')
+    (tmp_path / "devise_cli" / "d.py").write_text("def h():\n    from wordnet.labels import wnid_of\n")
     graph, _ = import_graph(tmp_path)
     assert find_cycles(graph) == [["models.a", "models.b"]]
     assert direction_violations(tmp_path) == [
         "devise/__init__.py:1: devise imports devise_cli.y (the API never imports click or the CLI)",
+        "devise_cli/d.py:2: devise_cli.d imports wordnet.labels (the CLI goes through the devise API, never "
+        "around it)",
         "wordnet/c.py:2: wordnet.c imports keras (the label half never imports Keras, the image half, the API "
         "or the CLI)",
     ]
@@ -207,3 +213,34 @@ def test_every_package_folder_is_a_package(package):
     for folder in (ROOT / package).rglob("*"):
         if folder.is_dir() and any(folder.glob("*.py")) and "__pycache__" not in folder.parts:
             assert (folder / "__init__.py").is_file(), folder
+
+
+def package_maps(root: Path) -> dict[str, list[str]]:
+    """Package -> its modules and sub-packages that its ``__init__`` docstring does not name (dotted, in full)."""
+    out = {}
+    inits = (p for pkg in PACKAGES for p in (root / pkg).rglob("__init__.py") if "__pycache__" not in p.parts)
+    for init in sorted(inits):
+        package = module_name(init, root)
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
+        children = {p.stem for p in init.parent.glob("*.py") if p.name != "__init__.py"}
+        children |= {d.name for d in init.parent.iterdir() if (d / "__init__.py").is_file()}
+        out[package] = sorted(c for c in children
+                              if not re.search(rf"(?<![\w.]){re.escape(f'{package}.{c}')}(?!\w)", doc))
+    return out
+
+
+def test_every_package_docstring_maps_its_modules():
+    """The package docstrings are the module map: a new module is named in its package's, with its job."""
+    maps = package_maps(ROOT)
+    assert {"devise", "devise_cli", "models", "models.training", "wordnet", "wordnet.datasets"} <= set(maps)
+    assert {package: missing for package, missing in maps.items() if missing} == {}
+
+
+def test_the_map_check_catches_an_unnamed_module(tmp_path):
+    (tmp_path / "models" / "net").mkdir(parents=True)
+    (tmp_path / "models" / "__init__.py").write_text('"""- :mod:`models.net`: the network."""\n')
+    (tmp_path / "models" / "net" / "__init__.py").write_text('"""- :mod:`~models.net.losses`: the loss."""\n')
+    for name in ("losses", "losses_old", "catalog"):
+        (tmp_path / "models" / "net" / f"{name}.py").write_text("")
+    assert package_maps(tmp_path)["models.net"] == ["catalog", "losses_old"]
+    assert package_maps(tmp_path)["models"] == []

@@ -6,7 +6,8 @@
   the hypernym hierarchy and hop splits, text queries;
 - :mod:`wordnet.vectors`: word vectors, skip-gram training, label vectors;
 - :mod:`wordnet.vocab`, :mod:`wordnet.vocab_build`, :mod:`wordnet.ann`: label vocabularies,
-  building them, approximate nearest-vector search;
+  building them, approximate nearest-vector search; :mod:`wordnet.label_vocab`: vocabularies
+  of labels given where they are used (``--labels``), cached;
 - :mod:`wordnet.scoring`: metrics and the evaluation report;
 - :mod:`wordnet.datasets`: the offline benchmark dataset builders.
 

@@ -207,6 +207,34 @@ def display_label(synset) -> str:
     return synset.lemmas()[0].name().replace("_", " ")
 
 
+def noun_senses(wn, query: str, overrides: dict[str, str] | None = None, first_only: bool = False) -> list:
+    """The synsets ``query`` can mean, the one it maps to as a label first.
+
+    A wnid or synset name means one synset. Words mean every noun sense; the first is the
+    one :func:`resolve_label` picks (the most frequent, or the override). Unknown queries
+    raise :class:`UnknownLabelError` with suggestions.
+    """
+    first = resolve_label(wn, query, overrides)
+    explicit = WNID_RE.match(query.strip()) or SYNSET_NAME_RE.match(query.strip())
+    if first_only or explicit:
+        return [first]
+    senses = wn.synsets(normalise(query), pos="n") or wn.synsets(unaccented(normalise(query)), pos="n")
+    return [first] + [s for s in senses if s != first]
+
+
+def synset_record(synset) -> dict:
+    """One synset as ``devise wordnet lookup`` shows it (and as its JSON): wnid, name, lemmas, gloss, hypernyms."""
+    path = max(synset.hypernym_paths(), key=len)  # the most detailed chain
+    return {
+        "wnid": wnid_of(synset),
+        "synset": synset.name(),
+        "label": display_label(synset),
+        "lemmas": [lemma.name() for lemma in synset.lemmas()],
+        "definition": synset.definition(),
+        "hypernym_path": [s.name() for s in path[:-1]],  # root first, self excluded
+    }
+
+
 def short_definition(synset, width: int = 100) -> str:
     """The gloss, shortened on a word boundary to at most ``width`` characters."""
     return textwrap.shorten(synset.definition() or "", width=width, placeholder="…")

@@ -27,8 +27,8 @@ import warnings
 from pathlib import Path
 
 from wordnet.base.errors import WordNetMissingError
-from wordnet.base.home import data_home
 from wordnet.base.files import names_target
+from wordnet.base.home import data_home
 
 ENV_WORDNET_DIR = "DEVISE_WORDNET_DIR"
 DEBIAN_WORDNET_DIR = Path("/usr/share/wordnet")

@@ -231,7 +231,7 @@ class Vocabulary:
                     for name in ("wnids", "synsets", "labels", "definitions")
                 }
                 vectors = _read_vectors(path, f["vectors"])
-                attrs = {k: _plain(v) for k, v in f.attrs.items() if k not in ("format", "format_version")}
+                attrs = {k: plain_attr(v) for k, v in f.attrs.items() if k not in ("format", "format_version")}
         except VocabularyError:
             raise
         except (OSError, KeyError, ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
@@ -260,7 +260,7 @@ def _read_vectors(path: Path, ds) -> np.ndarray:
     return np.asarray(ds[()], dtype=np.float32)
 
 
-def _plain(value):
+def plain_attr(value):
     """HDF5 attribute -> plain Python value (for JSON and config files)."""
     if isinstance(value, bytes):
         return value.decode("utf-8")

@@ -128,7 +128,7 @@ def training_dataset(
             image, ok = element(path, orientation, tf.bitcast(rnd, tf.int32), token)
             return (image, ok, pos) if pil else (image, pos)
 
-        ds = tf.data.Dataset.zip(ds, rnd).map(_plain(decode), **_parallel(deterministic=False))
+        ds = tf.data.Dataset.zip(ds, rnd).map(_no_autograph(decode), **_parallel(deterministic=False))
         streams.append(_drop_failed(ds) if kind == H.PIL else ds.ignore_errors())
         choices.append(np.full(len(keep), lane, np.int64))
     if not streams:
@@ -157,7 +157,7 @@ def training_dataset(
         return images, y
 
     ds = ds.batch(batch_size).concatenate(_empty_batch(size))
-    ds = ds.map(_plain(record)).filter(_plain(wanted)).map(_plain(labelled))
+    ds = ds.map(_no_autograph(record)).filter(_no_autograph(wanted)).map(_no_autograph(labelled))
     if augment:
         ds = _with_style(ds, style, seed)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -210,7 +210,7 @@ def inference_dataset(
         image, ok = view(path, kind, orientation, token)
         return image, ok, pos
 
-    ds = _drop_failed(src.dataset().map(_plain(decode), **_parallel(deterministic=True)))
+    ds = _drop_failed(src.dataset().map(_no_autograph(decode), **_parallel(deterministic=True)))
     fill = _GapFiller(src, log, size)
     recovered = _recovered_fn(size, rec)
 
@@ -228,7 +228,7 @@ def inference_dataset(
 
         return tf.cond(tf.size(extra) > 0, merge, lambda: (images, positions))
 
-    ds = ds.batch(batch_size).concatenate(_empty_batch(size)).map(_plain(fill_gaps))
+    ds = ds.batch(batch_size).concatenate(_empty_batch(size)).map(_no_autograph(fill_gaps))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -273,7 +273,7 @@ def evaluation_dataset(
     def weighted(images, pos):
         return images, tf.gather(label_table, pos), tf.ones(tf.shape(pos), tf.float32)
 
-    return pad_to_replicas(ds.filter(_plain(non_empty)).map(_plain(weighted)), replicas)
+    return pad_to_replicas(ds.filter(_no_autograph(non_empty)).map(_no_autograph(weighted)), replicas)
 
 
 def pad_to_replicas(ds, replicas: int):
@@ -297,7 +297,7 @@ def pad_to_replicas(ds, replicas: int):
         x, y = tf.nest.map_structure(grow, x), tf.nest.map_structure(grow, y)
         return x, y, tf.concat([w, tf.zeros(extra, w.dtype)], 0)
 
-    return ds.map(_plain(pad))
+    return ds.map(_no_autograph(pad))
 
 
 # -- internals ---------------------------------------------------------------------------
@@ -349,7 +349,7 @@ class _Source:
         self.headers.kinds[pos] = H.PIL
 
 
-def _plain(fn):
+def _no_autograph(fn):
     """``fn`` for tf.data as written: it uses tf.cond/switch_case itself, so AutoGraph has nothing to convert."""
     import tensorflow as tf
 
@@ -380,7 +380,7 @@ def _drop_failed(ds):
     def strip(image, good, pos):
         return image, pos
 
-    return ds.ignore_errors().filter(_plain(ok)).map(_plain(strip))
+    return ds.ignore_errors().filter(_no_autograph(ok)).map(_no_autograph(strip))
 
 
 def _empty_batch(size: int):
@@ -405,7 +405,8 @@ class _GapFiller:
         keep = self.src.keep
         stop = self.where[int(positions[-1])] + 1 if len(positions) else len(keep)
         got = set(positions.tolist())
-        missing = [int(p) for p in keep[self.next:stop] if int(p) not in got and self.src.all_paths[int(p)] not in self.log]
+        missing = [int(p) for p in keep[self.next:stop]
+                   if int(p) not in got and self.src.all_paths[int(p)] not in self.log]
         self.next = stop if len(positions) else 0  # the empty batch ends the stream: ready for another pass
         images, positions_out = [], []
         for pos in missing:

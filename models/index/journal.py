@@ -8,7 +8,7 @@ beside it, each written atomically. A run that ends (or is stopped with Ctrl-C)
 folds its chunks into ``INDEX`` and removes the folder; a run killed with SIGKILL, an
 OOM or a pre-empted node leaves the folder, and the next run into the same index reads
 its chunks as rows already embedded (same path, size and mtime: the usual incremental
-rule) and continues from there. Chunks made with another model are ignored.
+rule) and continues from there. Chunks made with another model or method are ignored.
 """
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ class Journal:
     def chunk_files(self) -> list[Path]:
         return sorted(self.folder.glob(CHUNK_GLOB)) if self.exists() else []
 
-    def read_chunks(self, model_checksum: str) -> list["Chunk"]:
-        """The committed chunks made with ``model_checksum``: their files and row columns.
+    def read_chunks(self, model_checksum: str, method: str = "devise") -> list["Chunk"]:
+        """The committed chunks made with ``model_checksum`` and ``method``: their files and row columns.
 
         Only call this while holding the index's lock: a temporary file a killed writer
         left is removed first, and a live writer's looks the same.
@@ -61,7 +61,7 @@ class Journal:
         for p in self.chunk_files():
             try:
                 with IndexFile.open(p) as f:
-                    if f.attrs.get("model_checksum") == model_checksum and len(f):
+                    if f.attrs.get("model_checksum") == model_checksum and f.method == method and len(f):
                         chunks.append(Chunk(p, f.paths, f.sizes, f.mtimes))
             except ImageIndexError:
                 continue  # unreadable (a damaged disk): its images are embedded again

@@ -175,6 +175,9 @@ def _check_compatible(first: IndexFile, part: IndexFile) -> None:
             f"{part.location} was made with another model ({b.get('model_path', '?')}, "
             f"{short_checksum(b.get('model_checksum', ''))}) than {first.location} ({a.get('model_path', '?')}, "
             f"{short_checksum(a.get('model_checksum', ''))}); merge only parts indexed with the same --model")
+    if first.method != part.method:
+        raise ImageIndexError(f"{part.location} holds {part.method} embeddings, {first.location} {first.method}; "
+                              f"merge only parts indexed with the same --model and method")
     if (a.get("label_text") or "lemmas") != (b.get("label_text") or "lemmas"):
         raise ImageIndexError(
             f"{part.location} embeds synset queries with label text {b.get('label_text')!r}, {first.location} with "

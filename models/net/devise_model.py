@@ -4,6 +4,7 @@ Structure (the Keras write-up of DeViSE, sizes configurable)::
 
     RGB [0,255] -> Preprocess -> backbone (include_top=False) -> Dropout(0.3)
       -> GlobalAveragePooling -> Dense(1024, relu) -> BatchNorm -> Dense(dim) -> L2Normalize
+                                 (hidden_units=0: a linear head, Dense(dim) -> L2Normalize)
                              \\-> Dense(num_classes, softmax)      (phase-0 / baseline head)
 
 :class:`DeviseModel` is one functional model built from constructor kwargs, keras-hub
@@ -53,7 +54,7 @@ class DeviseModel(keras.Model):
         num_classes: size of the softmax head (training classes, vocabulary order).
         weights: ``"imagenet"``, a weights-file path, or ``None``; only used when building.
         image_size: square input side in pixels.
-        hidden_units: width of the head's hidden layer (1024).
+        hidden_units: width of the head's hidden layer (1024); 0 for a linear head (one projection).
         dropout: dropout rate on the backbone's feature map (0.3).
         backbone_options: extra constructor kwargs, e.g. ``{"alpha": 0.5}`` for MobileNetV2.
     """
@@ -79,12 +80,10 @@ class DeviseModel(keras.Model):
         fmap = net(x)
         fmap = keras.layers.Dropout(dropout, name="head_dropout")(fmap)
         pooled = keras.layers.GlobalAveragePooling2D(name="head_pool")(fmap)
-        hidden = keras.layers.Dense(hidden_units, activation="relu", name="head_hidden")
-        norm = keras.layers.BatchNormalization(name="head_bn")
         project = keras.layers.Dense(embedding_dim, name="head_projection", dtype="float32")
         unit = L2Normalize(name="embedding")
         softmax = keras.layers.Dense(num_classes, activation="softmax", name="probs", dtype="float32")
-        emb = unit(project(norm(hidden(pooled))))
+        emb = unit(project(self._hidden(pooled, hidden_units)))
         probs = softmax(pooled)
         kwargs.setdefault("name", "devise")
         super().__init__(inputs=inputs, outputs={"embedding": emb, "probs": probs}, **kwargs)
@@ -96,6 +95,16 @@ class DeviseModel(keras.Model):
         self.dropout_rate = float(dropout)
         self.backbone_options = dict(backbone_options)
         self.feature_dim = int(pooled.shape[-1])
+
+    @staticmethod
+    def _hidden(x, hidden_units: int, layer=None):
+        """The head's hidden layer (Dense + ReLU + BatchNorm), or nothing for a linear head (``hidden_units=0``)."""
+        if not hidden_units:
+            return x
+        if layer is None:
+            hidden = keras.layers.Dense(hidden_units, activation="relu", name="head_hidden")
+            return keras.layers.BatchNormalization(name="head_bn")(hidden(x))
+        return layer.get_layer("head_bn")(layer.get_layer("head_hidden")(x))
 
     # -- views sharing this model's layers ---------------------------------
     @property
@@ -126,9 +135,7 @@ class DeviseModel(keras.Model):
         rate = self.dropout_rate if dropout is None else dropout
         feats = keras.Input((self.feature_dim,), name="features")
         x = keras.layers.Dropout(rate, name="feature_dropout")(feats)
-        emb = self.get_layer("embedding")(
-            self.get_layer("head_projection")(self.get_layer("head_bn")(self.get_layer("head_hidden")(x)))
-        )
+        emb = self.get_layer("embedding")(self.get_layer("head_projection")(self._hidden(x, self.hidden_units, self)))
         probs = self.get_layer("probs")(x)
         return keras.Model(feats, {"embedding": emb, "probs": probs}, name="devise_head")
 

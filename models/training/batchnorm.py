@@ -62,7 +62,10 @@ def recompute_batchnorm_statistics(model, images: np.ndarray, batch_size: int = 
         for layer in layers:
             layer.trainable = True  # frozen Keras BN always runs in inference mode
             layer.momentum = 0.0
-        forward = (lambda x: model(x, training=True))
+
+        def forward(x):
+            return model(x, training=True)
+
         if len(starts) > 3 and keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 

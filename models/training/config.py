@@ -41,14 +41,15 @@ def setting(default, help: str = "", *, choices=None, min=None, max=None, max_op
 @dataclass
 class TrainConfig:
     # model
-    backbone: str = setting("resnet50", "Image backbone (keras.applications).", choices=backbone_names())
+    backbone: str = setting("resnet50", "Image backbone (keras.applications, or EfficientNet-Lite with offline "
+                                        "ImageNet weights).", choices=backbone_names())
     weights: str = setting("imagenet", "Backbone initialisation: Keras ImageNet weights, random, a backbone shipped "
                            "with devise by name (devise-pool-64: MobileNetV2 a=0.5 pre-trained on the icon pool), "
                            "a `devise pretrain` folder, a weights file, or a bundle folder (its trained backbone).",
                            metavar="imagenet|none|NAME|PATH")
     image_size: int = setting(224, "Square input side in pixels.", min=32)
     alpha: float | None = setting(None, "Width multiplier (MobileNet backbones).")
-    hidden_units: int = setting(1024, "Width of the DeViSE head's hidden layer.", min=1)
+    hidden_units: int = setting(1024, "Width of the DeViSE head's hidden layer (0: a linear head).", min=0)
     dropout: float = setting(0.3, "Dropout on the backbone's features.", min=0, max=1, max_open=True)
     # loss
     margin: float = setting(0.1, "Hinge rank loss margin.")
@@ -131,7 +132,7 @@ class TrainConfig:
             (self.strategy in STRATEGIES, f"--strategy must be {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}, "
                                           f"got {self.strategy!r}"),
             (self.strategy != "multi-worker", MULTI_WORKER_REFUSED),
-            (self.hidden_units >= 1, "--hidden-units must be positive"),
+            (self.hidden_units >= 0, "--hidden-units must be 0 (a linear head) or more"),
             (self.pretrain_schedule in SCHEDULES, f"--pretrain-schedule must be {' or '.join(SCHEDULES)}, "
                                                   f"got {self.pretrain_schedule!r}"),
             (self.augmentation in recipe_names(), f"--augmentation must be one of {', '.join(recipe_names())}, "
@@ -139,7 +140,8 @@ class TrainConfig:
             (self.steps_per_execution >= 0, f"--steps-per-execution must be >= 0, got {self.steps_per_execution}"),
             (self.num_processes >= 1, f"--num-processes must be >= 1, got {self.num_processes}"),
             (0 <= self.process_id < self.num_processes, f"--process-id must be 0 to {self.num_processes - 1} "
-                                                        f"(--num-processes {self.num_processes}), got {self.process_id}"),
+                                                        f"(--num-processes {self.num_processes}), "
+                                                        f"got {self.process_id}"),
             (self.num_processes == 1 or bool(self.coordinator),
              "--num-processes above 1 needs --coordinator HOST:PORT (process 0's address, the same on every process)"),
             (self.batch_size % self.num_processes == 0,
@@ -233,7 +235,7 @@ def read_config_file(path) -> dict:
             parser.read_string(path.read_text(encoding="utf-8"))
             section = parser["train"] if parser.has_section("train") else parser.defaults()
             data = dict(section)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - TOML, INI and decode errors have no common base: one line naming the file
         message = f"{path}: cannot parse config file ({exc.__class__.__name__}: {exc})"
         raise DeviseError(message.splitlines()[0]) from None
     return {str(k).replace("-", "_"): v for k, v in data.items()}

@@ -18,13 +18,27 @@ from pathlib import Path
 import numpy as np
 
 from models import bundle as B
-from models.data.pil_pipeline import (EpochSync, EvaluationImages, TrainingImages, build_before_fit, decode_workers,
-                                      inference_batches, uses_tf_data)
+from models.data.pil_pipeline import (
+    EpochSync,
+    EvaluationImages,
+    TrainingImages,
+    build_before_fit,
+    decode_workers,
+    inference_batches,
+    uses_tf_data,
+)
 from models.data.pipeline import evaluation_dataset, inference_dataset, training_dataset
 from models.net.losses import HingeRankLoss, HitAtK
 from models.training.batchnorm import batchnorm_layers, recompute_batchnorm_statistics
-from models.training.callbacks import (AtomicBackupAndRestore, BestWeights, FiniteWeights, HistoryRows,
-                                       ReporterCallback, load_state, nonfinite_weights)
+from models.training.callbacks import (
+    AtomicBackupAndRestore,
+    BestWeights,
+    FiniteWeights,
+    HistoryRows,
+    ReporterCallback,
+    load_state,
+    nonfinite_weights,
+)
 from models.training.features import cache_key, cached_features, weights_digest
 from wordnet.base.errors import DeviseError
 from wordnet.base.files import atomic_path

@@ -17,7 +17,6 @@ training is re-implemented here.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from models.training.callbacks import load_state, read_history, save_weights_ato
 from models.training.config import TrainConfig
 from models.training.progress import Reporter
 from wordnet.base.errors import DatasetError, DeviseError
-from wordnet.base.files import atomic_write, exclusive_lock, lock_path_for, remove_stale_temps
+from wordnet.base.files import atomic_write, exclusive_lock, lock_path_for, remove_stale_temps, sha256_file
 
 STEPS = ("pretrain", "batchnorm")
 _VESTIGIAL = 1  # units of the unused DeViSE head (embedding and hidden layer)
@@ -53,11 +52,8 @@ class _Classes(tuple):
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The hex SHA-256 of the weights file (``backbone.json`` records it)."""
+    return sha256_file(path).hexdigest()
 
 
 def pretrain_backbone(items: Sequence[tuple[Path, int]], classes: Sequence[str], output: str | Path,
@@ -177,7 +173,8 @@ def _write_backbone(out: Path, model, cfg: TrainConfig, classes, provenance, tra
         "training": {
             "epochs": cfg.pretrain_epochs, "epochs_done": len(history), "lr": cfg.pretrain_lr,
             "schedule": cfg.pretrain_schedule, "batch_size": cfg.batch_size, "augment": cfg.augment,
-            "augmentation": recipe, "style": cfg.style, "seed": cfg.seed, "initial_weights": cfg.weights, "dropout": cfg.dropout,
+            "augmentation": recipe, "style": cfg.style, "seed": cfg.seed, "initial_weights": cfg.weights,
+            "dropout": cfg.dropout,
             "bn_images": cfg.bn_images, "train_images": len(train), "val_images": len(val),
             "failed_images": len(log), "accuracy": number("accuracy"), "val_accuracy": number("val_accuracy"),
             "seconds": round(sum(float(r.get("seconds") or 0) for r in history), 1),

@@ -37,6 +37,7 @@ from models import bundle as B
 from models.data.headers import manifest_digest
 from models.training.callbacks import load_state
 from wordnet.base.errors import DeviseError
+from wordnet.base.files import sha256_file
 
 FIELDS = ("--resume", "the data list", "the --output path", "the checkpoint")
 STEPS = ("pretrain", "batchnorm", "head", "finetune")  # the order of work (models.training.train)
@@ -61,9 +62,7 @@ def checkpoint_digest(out: Path) -> str:
     h = hashlib.sha256()
     for rel in resume_files(out):
         h.update(str(rel).encode() + b"\0")
-        with open(out / rel, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        sha256_file(out / rel, h)
     return h.hexdigest()
 
 

@@ -31,7 +31,6 @@ checkpoint, so every process continues at process 0's step and epoch.
 from __future__ import annotations
 
 import contextlib
-
 import glob
 import time
 from dataclasses import dataclass, field
@@ -47,8 +46,14 @@ from models.data.pipeline import FailureLog
 from models.net.catalog import BACKBONE_INFO
 from models.training.callbacks import load_state, remove_backup, save_state, save_weights_atomic
 from models.training.config import TrainConfig
-from models.training.distribute import (Cluster, abandon_cluster, determinism, distribution_strategy, join_cluster,
-                                       precision)
+from models.training.distribute import (
+    Cluster,
+    abandon_cluster,
+    determinism,
+    distribution_strategy,
+    join_cluster,
+    precision,
+)
 from models.training.progress import Reporter
 from models.training.resume_point import STEPS, share_resume_point
 from models.training.resume_point import wanted as _wanted

@@ -6,6 +6,7 @@ shadow them, neither for the CLI nor for a script that imports devise.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -30,6 +31,26 @@ def test_import_devise_loads_no_framework():
            "'numpy', 'h5py') if m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_every_api_module_imports_light_and_its_handed_on_names_resolve():
+    """The CLI imports only from devise; its modules must stay light and every ``_EXPORTS`` name must exist."""
+    code = ("import importlib, json, pkgutil, sys, devise\n"
+            "mods = [importlib.import_module('devise.' + m.name) for m in pkgutil.iter_modules(devise.__path__)]\n"
+            "heavy = sorted(m for m in ('tensorflow', 'keras', 'nltk', 'gensim', 'numpy', 'h5py', 'PIL')"
+            " if m in sys.modules)\n"
+            "tables = {m.__name__: sorted(m._EXPORTS) for m in mods if hasattr(m, '_EXPORTS')}\n"
+            "print(json.dumps([heavy, tables]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    heavy, tables = json.loads(out.stdout)
+    assert heavy == []
+    assert {"devise.labels", "devise.datasets", "devise.vocabularies", "devise.training"} <= set(tables)
+    for module, names in tables.items():
+        mod = importlib.import_module(module)
+        for name in names:
+            assert getattr(mod, name) is not None, (module, name)
+        with pytest.raises(AttributeError, match="no attribute 'no_such_thing'"):
+            mod.no_such_thing  # noqa: B018
 
 
 @pytest.fixture()

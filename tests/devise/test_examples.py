@@ -27,9 +27,16 @@ TINY = ('backbone="mobilenet_v2", alpha=0.35, weights="none", image_size=32, hid
         'val_split=0.25, bn_images=8, run_eagerly=True, seed=3, pretrain_epochs=0, head_epochs=1, finetune_epochs=0')
 
 
-def readme_blocks() -> list[str]:
-    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+def python_blocks(page: Path) -> list[str]:
+    text = page.read_text(encoding="utf-8")
     return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def readme_blocks() -> list[str]:
+    return python_blocks(REPO_ROOT / "README.md")
+
+
+DOC_PAGES = sorted((REPO_ROOT / "docs").glob("*.md"))  # the depth README.md links to (the ONNX example)
 
 
 def docstring_example() -> str:
@@ -44,6 +51,8 @@ def docstring_example() -> str:
 
 
 EXAMPLES = {**{f"README block {i + 1}": code for i, code in enumerate(readme_blocks())},
+            **{f"docs/{page.name} block {i + 1}": code for page in DOC_PAGES
+               for i, code in enumerate(python_blocks(page))},
             "help(devise)": docstring_example()}
 
 
@@ -56,7 +65,7 @@ def devise_calls(code: str):
 
 
 def test_there_are_examples():
-    assert len(readme_blocks()) >= 2
+    assert readme_blocks() and any("onnxruntime" in code for code in EXAMPLES.values())
     assert "devise.train(" in EXAMPLES["help(devise)"]
 
 
@@ -76,7 +85,7 @@ def test_every_example_calls_exported_functions_with_their_parameters(where):
 def test_the_search_function_survives_importing_its_module():
     """``import devise.search`` (or any import of that module) binds the submodule as an attribute of
     the package; the function of the same name must stay what ``devise.search`` is."""
-    import devise.search  # noqa: F401  the module
+    import devise.search  # the module, bound as an attribute of the package on import
 
     assert callable(devise.search) and devise.search.__name__ == "search"
     from devise.search import search_labels  # the module's own names still import
@@ -135,6 +144,11 @@ def test_every_example_runs(where, example_folder, capsys):
         assert str(Path("holiday") / "beach.png") in out and "is a folder" not in out
 
 
-def test_the_readme_has_no_unfilled_placeholder():
-    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    assert re.findall(r"__[A-Z][A-Z_]+__", text) == []
+UNFILLED = {"default-model.md": "__DRAWINGS__ (the drawings rows of scripts/photo_recipes.py) is not filled in yet"}
+
+
+@pytest.mark.parametrize("page", [
+    pytest.param(page, marks=pytest.mark.xfail(strict=True, reason=UNFILLED[page.name])) if page.name in UNFILLED
+    else page for page in [REPO_ROOT / "README.md", *DOC_PAGES]], ids=lambda p: p.name)
+def test_the_readme_and_docs_have_no_unfilled_placeholder(page):
+    assert re.findall(r"__[A-Z][A-Z_]+__", page.read_text(encoding="utf-8")) == []

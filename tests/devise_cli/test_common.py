@@ -26,7 +26,8 @@ def write(out, domain):
 def test_domain_error_is_one_line_exit_1(tmp_path):
     result = CliRunner().invoke(write, [str(tmp_path / "v.h5"), "--domain"])
     assert result.exit_code == 1
-    assert result.output == f"Error: {tmp_path / 'v.h5'} is not a devise vocabulary; build one with `devise vocab build`\n"
+    assert result.output == (f"Error: {tmp_path / 'v.h5'} is not a devise vocabulary; "
+                             f"build one with `devise vocab build`\n")
 
 
 def test_unwritable_output_is_one_line_naming_the_path(tmp_path):

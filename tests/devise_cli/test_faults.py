@@ -17,12 +17,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from devise_cli.cli import main
-from tests.tiny import bundles_loaded_once, png, save_bundle, tiny_model, TINY_TRAIN_ARGS
+from tests.tiny import TINY_TRAIN_ARGS, bundles_loaded_once, png, save_bundle, tiny_model
 from wordnet.base.files import is_stale_temp
 
 CLASSES = ("dog", "cat", "car")
@@ -110,7 +109,7 @@ def env(tiny_kv_file, tmp_path_factory):
     model = tiny_model(vocab.dim, len(CLASSES))
     bundle = save_bundle(model, vocab, root / "bundle")
     data = root / "data"
-    for c, cls in enumerate(CLASSES):
+    for cls in CLASSES:
         for i, colour in enumerate(("red", "blue")):
             png(data / cls / f"{i}.png", colour)
     with bundles_loaded_once():
@@ -150,7 +149,8 @@ def _synsets(root: Path) -> Path:
 def test_index_and_eval_on_a_full_disk(full_disk, env):
     full_disk.fill()
     target = full_disk.folder / "pics.h5"
-    assert_full_disk_error(invoke("index", env["data"], "--model", env["bundle"], "--output", target), target, full_disk)
+    assert_full_disk_error(invoke("index", env["data"], "--model", env["bundle"], "--output", target), target,
+                           full_disk)
     for option, name in (("--json", "r.json"), ("--plot", "p.png"), ("--result", "res.json")):
         target = full_disk.folder / name
         res = invoke("eval", env["data"], "--model", env["bundle"], option, target, "--bootstrap", 0)
@@ -232,8 +232,8 @@ def test_an_unreadable_bundle_file_is_not_called_corrupt(env, tmp_path, monkeypa
     unreadable(monkeypatch, (bundle / name).resolve())
     res = invoke("predict", env["data"], "--model", bundle)
     assert res.exit_code == 1
-    assert res.stderr == f"Error: {(bundle / name).resolve()}: Permission denied; check its permissions (or use another " \
-                         f"location)\n"
+    assert res.stderr == (f"Error: {(bundle / name).resolve()}: Permission denied; check its permissions "
+                          f"(or use another location)\n")
 
 
 def test_a_damaged_bundle_vocabulary_says_retrain(env, tmp_path):
@@ -243,4 +243,5 @@ def test_a_damaged_bundle_vocabulary_says_retrain(env, tmp_path):
     (bundle / "vocab.h5").write_bytes(b"not hdf5")
     res = invoke("predict", env["data"], "--model", bundle)
     assert res.exit_code == 1
-    assert res.stderr == f"Error: {bundle / 'vocab.h5'} is corrupt or truncated (OSError); the bundle is damaged, retrain it\n"
+    assert res.stderr == (f"Error: {bundle / 'vocab.h5'} is corrupt or truncated (OSError); "
+                          f"the bundle is damaged, retrain it\n")

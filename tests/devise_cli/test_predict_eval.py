@@ -52,7 +52,8 @@ def env(tiny_kv, tmp_path_factory):
     allv.save(root / "all.h5")
     make_vocab(tiny_kv, UNSEEN).save(root / "unseen.h5")
     make_vocab(tiny_kv, SEEN, dim=8).save(root / "dim8.h5")
-    for name, attrs in (("other_vectors", dict(vector_source="/vectors/other.bin", vector_checksum="bad", label_text="lemmas")),
+    for name, attrs in (("other_vectors", dict(vector_source="/vectors/other.bin", vector_checksum="bad",
+                                               label_text="lemmas")),
                         ("other_text", dict(vector_source="/vectors/tiny.kv", vector_checksum="c0ffee",
                                             label_text="lemmas+definition"))):
         other = make_vocab(tiny_kv, SEEN + UNSEEN)  # same labels, same dimension: only the provenance differs
@@ -132,7 +133,8 @@ def test_predict_exact_errors(env, tmp_path):
     missing = tmp_path / "models" / "nope"
     res = invoke("predict", env["imgs"][0], "--model", missing)
     assert res.exit_code == 1
-    assert res.stderr == f"Error: {missing}: no such model bundle; train one with `devise train DATA --output {missing}`\n"
+    assert res.stderr == (f"Error: {missing}: no such model bundle; "
+                          f"train one with `devise train DATA --output {missing}`\n")
     res = invoke("predict", tmp_path / "nothing.png", "--model", env["bundle"])
     assert (res.exit_code, res.stderr) == (1, f"Error: {tmp_path / 'nothing.png'}: no such file or folder\n")
 
@@ -153,6 +155,37 @@ def test_predict_and_eval_refuse_a_vocabulary_from_other_vectors_or_label_text(e
     assert res.stderr.startswith(f"Error: {vocab} was built with --label-text lemmas+definition but model "
                                  f"{env['bundle']} was trained with --label-text lemmas")
     assert res.stderr.count("\n") == 1
+
+
+def test_predict_methods_against_numpy(env):
+    """conse, combined and softmax rank as the NumPy formulas say, from one bundle's two heads."""
+    seen, allv = env["seen"], env["all"]
+    unit = lambda x: x / np.linalg.norm(x)  # noqa: E731
+    conse = unit(PROBS @ np.stack([unit(v) for v in seen.vectors]))  # T=10 > 3 classes: all of them
+    combined = unit(0.5 * unit(seen.vectors[0]) + 0.5 * conse)
+    for method, query in (("conse", conse), ("combined", combined)):
+        res = invoke("predict", env["imgs"][0], "--model", env["bundle"], "--vocab", env["root"] / "all.h5",
+                     "--method", method, "--json", "--top", 6)
+        assert res.exit_code == 0, res.stderr
+        preds = json.loads(res.stdout)["predictions"]
+        assert [p["wnid"] for p in preds] == [allv.wnids[i] for i in rank_of(allv.vectors, query)], method
+        expected = unit(allv.vectors[rank_of(allv.vectors, query)[0]]) @ query
+        assert preds[0]["score"] == pytest.approx(expected, abs=1e-5)
+    res = invoke("predict", env["imgs"][0], "--model", env["bundle"], "--method", "softmax", "--json")
+    assert res.exit_code == 0, res.stderr
+    preds = json.loads(res.stdout)["predictions"]
+    assert [(p["label"], round(p["score"], 4)) for p in preds] == [("dog", 0.7), ("cat", 0.2), ("car", 0.1)]
+    res = invoke("predict", env["imgs"][0], "--model", env["bundle"], "--method", "softmax", "--vocab",
+                 env["root"] / "all.h5")
+    assert res.exit_code == 2
+    assert "--method softmax ranks the model's own training labels only" in res.stderr
+
+
+def test_predict_method_needs_a_softmax_head(env, tmp_path, tiny_kv):
+    bundle = save_bundle(tiny_model(env["seen"].dim, 3), env["seen"], tmp_path / "nosoftmax")
+    res = invoke("predict", env["imgs"][0], "--model", bundle, "--method", "conse")
+    assert res.exit_code == 2
+    assert f"--method conse needs a trained softmax head, and {bundle} has none" in res.stderr
 
 
 # -- eval ----------------------------------------------------------------------------
@@ -222,10 +255,12 @@ def test_eval_hierarchical_calibration_plot_and_failures(env, tmp_path):
 def test_eval_usage_errors(env, tmp_path):
     res = invoke("eval", env["data"], "--model", env["bundle"], "--k", "1,x")
     assert res.exit_code == 2
-    assert res.stderr.endswith("Error: Invalid value for '--k': '1,x' is not a comma-separated list of positive integers\n")
+    assert res.stderr.endswith(
+        "Error: Invalid value for '--k': '1,x' is not a comma-separated list of positive integers\n")
     res = invoke("eval", env["data"], "--model", env["bundle"], "--baseline", "softmax,knn")
     assert res.exit_code == 2
-    assert res.stderr.endswith("Invalid value for '--baseline': unknown baseline knn (choose from softmax, conse, or none)\n")
+    assert res.stderr.endswith(
+        "Invalid value for '--baseline': unknown baseline knn (choose from softmax, conse, combined, or none)\n")
     res = invoke("eval", env["data"], "--model", env["bundle"], "--calibration", "-1")
     assert res.exit_code == 2 and res.stderr.endswith("'-1': expected a gamma >= 0, 'auto' or 'none'\n")
     res = invoke("eval", tmp_path / "none", "--model", env["bundle"])

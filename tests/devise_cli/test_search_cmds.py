@@ -220,7 +220,8 @@ def test_reindex_embeds_only_new_and_changed_files(env, tmp_path, monkeypatch):
     embedded.clear()
     res = invoke("index", "--model", env["bundle"], "--output", index)  # no PHOTOS: rescan the same folder
     assert res.exit_code == 0, res.output
-    assert res.stdout.splitlines()[0] == f"indexed 10 images in {index}: 1 new, 1 changed, 8 unchanged, 1 removed, 0 failed"
+    assert res.stdout.splitlines()[0] == (
+        f"indexed 10 images in {index}: 1 new, 1 changed, 8 unchanged, 1 removed, 0 failed")
     assert res.stdout.splitlines()[1].startswith("embedded 2 images in ")
     assert sorted(embedded) == sorted([str(added), str(changed)])
 
@@ -256,7 +257,8 @@ def test_bad_images_are_skipped_counted_and_exit_3(env, tmp_path):
     err = res.stderr.splitlines()
     assert len(err) == 2 and err[0].startswith(f"failed {bad}: ")
     assert err[1] == "1 of 3 images could not be read"
-    assert res.stdout.splitlines()[0] == f"indexed 2 images in {index}: 3 new, 0 changed, 0 unchanged, 0 removed, 1 failed"
+    assert res.stdout.splitlines()[0] == (
+        f"indexed 2 images in {index}: 3 new, 0 changed, 0 unchanged, 0 removed, 1 failed")
     assert ImageIndex.load(index).paths == [str(p) for p in good]
     # the bad file is tried again next time (it is not in the index)
     res = invoke("index", tmp_path / "p", "--model", env["bundle"], "--output", index)
@@ -501,10 +503,12 @@ def test_shard_option_errors_and_predict_shard(env, tmp_path):
 
     res = invoke("index", env["photos"], "--model", env["bundle"], "--output", tmp_path / "x.h5", "--shard", "2/2")
     assert res.exit_code == 2 and res.stderr.splitlines()[-1] == (
-        "Error: Invalid value for '--shard' (env var: 'DEVISE_SHARD'): shard 2/2 is not I/N with 0 <= I < N (e.g. --shard 0/4 ... --shard 3/4)")
+        "Error: Invalid value for '--shard' (env var: 'DEVISE_SHARD'): shard 2/2 is not I/N with 0 <= I < N "
+        "(e.g. --shard 0/4 ... --shard 3/4)")
     res = invoke("predict", env["photos"], "--model", env["bundle"], "--shard", "half")
     assert res.exit_code == 2 and res.stderr.splitlines()[-1] == (
-        "Error: Invalid value for '--shard' (env var: 'DEVISE_SHARD'): shard 'half' is not I/N with 0 <= I < N (e.g. --shard 0/4 ... --shard 3/4)")
+        "Error: Invalid value for '--shard' (env var: 'DEVISE_SHARD'): shard 'half' is not I/N with 0 <= I < N "
+        "(e.g. --shard 0/4 ... --shard 3/4)")
     seen = []
     for i in range(3):
         res = invoke("predict", env["photos"], "--model", env["bundle"], "--json", "--shard", f"{i}/3")
@@ -538,8 +542,8 @@ def test_a_part_rerun_keeps_its_shard_and_search_warns_of_an_unfinished_run(env,
     assert invoke("index", env["photos"], "--model", env["bundle"], "--output", part, "--shard", "1/3").exit_code == 0
     res = invoke("index", "--model", env["bundle"], "--output", part)
     n = int(res.stdout.split()[1])
-    assert res.stdout.splitlines()[0] == (f"indexed {n} images of shard 1/3 in {part}: 0 new, 0 changed, {n} unchanged, "
-                                          f"0 removed, 0 failed")
+    assert res.stdout.splitlines()[0] == (f"indexed {n} images of shard 1/3 in {part}: 0 new, 0 changed, "
+                                          f"{n} unchanged, 0 removed, 0 failed")
     (tmp_path / ".part.h5.journal").mkdir()  # what a killed run leaves
     res = invoke("search", part, "tiger", "--json")
     assert res.exit_code == 0 and res.stderr == (f"warning: {part} has an unfinished `devise index` run; the images it "

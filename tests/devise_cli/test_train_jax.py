@@ -42,7 +42,8 @@ def train_on_jax(tmp_path, kv_file, *, finetune_epochs: int, eager: bool):
     out = tmp_path / "jax-run"
     code, output = devise_jax("train", data, "--vectors", kv_file, "-o", out, *TINY_TRAIN_ARGS,
                               "--val-split", "0.25", "-b", "4", "--bn-images", "0",
-                              *(["--run-eagerly"] if eager else []), "--head-epochs", "2", "--finetune-epochs", finetune_epochs, "--decode-workers", "2",
+                              *(["--run-eagerly"] if eager else []), "--head-epochs", "2",
+                              "--finetune-epochs", finetune_epochs, "--decode-workers", "2",
                               "--seed", "1", tmp_path=tmp_path)
     assert code == 0, output
     lines = output.splitlines()
@@ -181,7 +182,7 @@ def final_weights(bundle):
 
 @pytest.mark.slow
 def test_two_processes_on_localhost_match_one(tmp_path, tiny_kv_file):
-    """The README's launch of 2 processes (JAX, TensorFlow absent): phase 1 with the BatchNorm recomputation,
+    """docs/training.md's launch of 2 processes (JAX, TensorFlow absent): phase 1 with the BatchNorm recomputation,
     the same bundle as one process (dropout 0: JAX draws other dropout masks for a sharded batch). ~3 min."""
     pytest.importorskip("jax")
     data = make_data(tmp_path / "d")
@@ -236,7 +237,8 @@ sys.exit(main())
 
 
 def two_processes(tmp_path, args: list, extra: tuple = ((), ()), codes: tuple = (CLI, CLI)):
-    """Run ``devise ARGS`` as 2 JAX processes on localhost (TensorFlow hidden), the README's way: (exit codes, outputs)."""
+    """Run ``devise ARGS`` as 2 JAX processes on localhost (TensorFlow hidden), as docs/training.md shows:
+    (exit codes, outputs)."""
     hidden = tmp_path / "no-tensorflow"
     if not hidden.is_dir():
         hide_tensorflow(hidden)

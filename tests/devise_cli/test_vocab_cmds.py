@@ -152,7 +152,8 @@ def test_bad_input_is_one_line_error(tmp_path, tiny_kv_file, vocab_file, labels_
 
     res = run("vocab", "nearest", vocab_file, "zebra")
     assert res.exit_code == 1
-    assert res.output == "Error: 'zebra' has no vector in tiny.kv; try another word (a synset like dog.n.01 works too)\n"
+    assert res.output == ("Error: 'zebra' has no vector in tiny.kv; "
+                          "try another word (a synset like dog.n.01 works too)\n")
     res = run("vocab", "nearest", vocab_file, "snow leoprd")  # spelt like a word of the vectors
     assert res.exit_code == 1
     assert res.output == ("Error: 'snow leoprd' has no vector in tiny.kv; did you mean: snow leopard? "

@@ -71,7 +71,8 @@ def test_lookup_words_lists_every_noun_sense_and_overrides(tmp_path):
 def test_lookup_unknown_label_suggests_lemma_names():
     result = run("lookup", "snow leprd")
     assert result.exit_code == 1
-    assert result.output == "Error: unknown label: 'snow leprd' (did you mean: snow leopard, snow blower?)" + HINT + "\n"
+    assert result.output == ("Error: unknown label: 'snow leprd' (did you mean: snow leopard, snow blower?)"
+                             + HINT + "\n")
 
 
 def test_hops_prints_sorted_wnids(tmp_path):
@@ -110,7 +111,8 @@ def test_hops_default_universe_is_all_nouns(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    (None, "{path}: no such file; give a path or one of imagenet1k, imagenet21k, imagenet-2hop, imagenet-3hop, imagenet-all"),
+    (None, "{path}: no such file; give a path or one of imagenet1k, imagenet21k, imagenet-2hop, "
+           "imagenet-3hop, imagenet-all"),
     ("# nothing here\n", "{path}: no labels (expected one label per line)"),
     ("dog\nguitr\n", "unknown label: 'guitr' (did you mean: guitar, guilt, gut?)" + HINT),
 ])

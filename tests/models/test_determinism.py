@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("keras")
 
-from models.training.train import train_devise  # noqa: E402
-from tests.models.test_training import make_dataset, make_vocab, tiny_config  # noqa: E402
+from models.training.train import train_devise
+from tests.models.test_training import make_dataset, make_vocab, tiny_config
 
 
 def weights_and_losses(root, name):

@@ -14,9 +14,9 @@ from PIL import Image
 
 pytest.importorskip("tensorflow")
 
-from models.data.pipeline import FailureLog, decode_images  # noqa: E402
-from models.training import features as F  # noqa: E402
-from tests.tiny import tiny_model  # noqa: E402
+from models.data.pipeline import FailureLog, decode_images
+from models.training import features as F
+from tests.tiny import tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

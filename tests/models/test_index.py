@@ -49,7 +49,8 @@ class FakeBundle:
         self.calls: list[list[str]] = []
         self.stop_after: int | None = None  # raise KeyboardInterrupt after this many batches
 
-    def run_batches(self, paths, batch_size=32, softmax=False):
+    def run_batches(self, paths, batch_size=32, softmax=False, method=None):
+        assert method == "devise"  # update_index's default: the DeViSE head's embeddings
         self.calls.append([str(p) for p in paths])
         for b, s in enumerate(range(0, len(paths), batch_size)):
             if self.stop_after is not None and b == self.stop_after:

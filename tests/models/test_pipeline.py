@@ -22,8 +22,7 @@ from tests.models.test_bad_images import make_catalogue, quadrants
 
 tf = pytest.importorskip("tensorflow")
 
-from models.data.pipeline import (FailureLog, decode_images, evaluation_dataset, inference_dataset,  # noqa: E402
-                                  training_dataset)
+from models.data.pipeline import FailureLog, decode_images, evaluation_dataset, inference_dataset, training_dataset  # noqa: E402
 
 
 def photo(w=301, h=217):

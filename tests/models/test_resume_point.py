@@ -21,7 +21,8 @@ def fake_run(out: Path, *, done: list[str], backup: tuple[str, int] | None, **se
     if backup:
         folder = ckpt / f"backup-{backup[0]}"
         folder.mkdir()
-        (folder / "training_metadata.json").write_text(json.dumps({"epoch": backup[1], "weights": "epoch-1.weights.h5"}))
+        (folder / "training_metadata.json").write_text(
+            json.dumps({"epoch": backup[1], "weights": "epoch-1.weights.h5"}))
         (folder / "epoch-1.weights.h5").write_bytes(b"e")
     return out
 

@@ -16,10 +16,10 @@ from wordnet.datasets.clipart import (
     benchmark_concept,
     build_clipart_dataset,
     read_clipart_table,
-    read_emoji_splits,
     validate_drawings,
 )
-from wordnet.datasets.emoji_concepts import load_concepts, split_concepts
+from wordnet.datasets.emoji import read_emoji_splits
+from wordnet.datasets.emoji_concepts import split_concepts
 
 NO_ENV = {"DEVISE_CLIPART_DIR": None, "DEVISE_CLIPART_SIZE": None, "DEVISE_SPLIT_SEED": None}
 
@@ -160,6 +160,8 @@ def test_cli_builds_the_test_set(tmp_path):
     assert lines[-5].startswith("rendered 4 drawings of 4 synsets in ")
     assert lines[-5].endswith(" s (1 duplicate files skipped)")
     assert lines[-4].startswith("benchmark concepts: 3 drawings of 3 concepts; split (seed 0): ")
+    seen, unseen = (int(n) for n in lines[-4].split(": ")[-1].replace(" seen,", "").split()[:2])
+    assert seen + unseen == 3  # every benchmark drawing is of a seen or an unseen concept
     assert lines[-3] == "1 table files not installed, first: animals/not_installed_01.png"
     assert lines[-2] == "  failed tools/empty_01.png: ValueError: the drawing is empty"
     assert lines[-1] == f"wrote {tmp_path / 'out'}"

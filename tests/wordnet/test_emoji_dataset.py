@@ -20,6 +20,7 @@ from wordnet.datasets.emoji_concepts import (
     choose_heldout_style,
     load_concepts,
     read_table,
+    select_concepts,
     split_concepts,
     validate_table,
 )
@@ -101,6 +102,15 @@ def test_split_is_deterministic_disjoint_and_stratified(concepts):
         n = sum(c.lexname == lexname for c in concepts)
         k = sum(c.lexname == lexname for c in unseen)
         assert k == max(round(n * 0.2), 1 if n >= 2 else 0)
+
+
+def test_select_concepts_by_name_synset_or_wnid(concepts):
+    tiger = next(c for c in concepts if c.concept == "tiger")
+    assert select_concepts(concepts, None) == concepts
+    assert select_concepts(concepts, ["TIGER"]) == select_concepts(concepts, [tiger.synset]) == \
+        select_concepts(concepts, [tiger.wnid]) == [tiger]
+    with pytest.raises(DatasetError, match="^not in the concept table: nope, zzz$"):
+        select_concepts(concepts, ["tiger", "nope", "zzz"])
 
 
 def test_heldout_style_choice():

@@ -173,7 +173,8 @@ def test_per_class_means_seen_unseen_h_and_ausuc_by_hand():
     # top-1: n1 right, n2 -> n3, n4 -> n1 (pulled to a seen label), n5 right; one image per class
     assert (d["hit@1"], d["mean_per_class_hit@1"]) == (0.5, 0.5)
     assert (d["S"], d["U"], d["H"]) == (0.5, 0.5, 0.5)
-    # cosine gaps best seen - best unseen: 0.9/sqrt(1.01) = 0.8955 (n1, seen right), 1.0 (n2), 0.1/sqrt(1.45) = 0.0830 (n4, unseen right),
+    # cosine gaps best seen - best unseen: 0.9/sqrt(1.01) = 0.8955 (n1, seen right), 1.0 (n2),
+    # 0.1/sqrt(1.45) = 0.0830 (n4, unseen right),
     # -1 (n5, unseen right). Gamma -1: S 1/2, U 0; 0.083: U 1/2; 0.8955: U 1; 1.0: S 0
     # -> trapezoids 0.5 x 0.5 + 0.5 x 0.5 = 0.5
     assert d["AUSUC"] == 0.5

@@ -31,6 +31,7 @@ from wordnet.base.files import (
     lock_holder,
     lock_path_for,
     remove_stale_temps,
+    sha256_file,
 )
 from wordnet.vocab import Vocabulary
 
@@ -332,3 +333,14 @@ def test_dataset_build_into_a_folder_in_use_is_refused(tmp_path):
 
     with pytest.raises(DatasetError, match="no emoji source is installed"):  # free again: the real checks run
         build_emoji_dataset(out, [], [])
+
+
+def test_sha256_file_streams_one_file_or_several_into_one_digest(tmp_path):
+    import hashlib
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"x" * (3 << 20))  # more than one 1 MiB block
+    b.write_bytes(b"tail")
+    assert sha256_file(a).hexdigest() == hashlib.sha256(a.read_bytes()).hexdigest()
+    both = sha256_file(b, sha256_file(a))
+    assert both.hexdigest() == hashlib.sha256(a.read_bytes() + b"tail").hexdigest()

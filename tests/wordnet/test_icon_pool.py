@@ -16,8 +16,8 @@ from wordnet.datasets.icon_pool import (
     BenchmarkGuard,
     base_name,
     build_icon_pool,
-    class_name,
     choose_icons,
+    class_name,
     pool_collections,
     read_review,
 )

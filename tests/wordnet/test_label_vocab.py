@@ -1,4 +1,5 @@
-"""wordnet.label_vocab: labels given where they are used, embedded on the fly and cached (tiny vectors, real WordNet)."""
+"""wordnet.label_vocab: labels given where they are used, embedded on the fly and cached
+(tiny vectors, real WordNet)."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,8 @@ def test_parse_and_read_label_lists(tmp_path):
     assert lv.parse_labels(" cat, dog ,, snow leopard ") == ["cat", "dog", "snow leopard"]
     with pytest.raises(DeviseError) as err:
         lv.parse_labels(" , ")
-    assert str(err.value) == '--labels is empty; give labels separated by commas, like --labels "cat, dog, snow leopard"'
+    assert str(err.value) == ('--labels is empty; give labels separated by commas, '
+                              'like --labels "cat, dog, snow leopard"')
     f = tmp_path / "labels.txt"
     f.write_text("# mine\ncat\n\nred sports car\n")
     assert lv.read_labels_file(f) == ["cat", "red sports car"]

@@ -9,12 +9,14 @@ from wordnet.base.errors import DeviseError, UnknownLabelError
 from wordnet.labels import (
     display_label,
     load_overrides,
+    noun_senses,
     read_label_list,
     resolve_label,
     resolve_labels,
     short_definition,
     suggestions,
     synset_of_wnid,
+    synset_record,
     wnid_of,
 )
 from wordnet.reader import load_wordnet
@@ -141,7 +143,9 @@ def test_shipped_zero_shot_test_sets():
     all = the 21K classes that are not 1K classes."""
     in1k, in21k = set(read_label_list("imagenet1k")), set(read_label_list("imagenet21k"))
     two, three, every = (read_label_list(n) for n in ("imagenet-2hop", "imagenet-3hop", "imagenet-all"))
-    assert (len(two), len(three), len(every)) == (len(set(two)), len(set(three)), len(set(every))) == (1549, 7860, 20842)
+    assert ((len(two), len(three), len(every))
+            == (len(set(two)), len(set(three)), len(set(every)))
+            == (1549, 7860, 20842))
     assert set(two) < set(three) < set(every) and set(every) == in21k - in1k
     if SHARED.is_dir():
         for name, got in (("2hop", two), ("3hop", three), ("all", every)):
@@ -162,7 +166,25 @@ def test_read_label_list_errors(tmp_path):
     assert str(err.value) == f"{empty}: no labels (expected one label per line)"
     with pytest.raises(DeviseError) as err:
         read_label_list(tmp_path / "nope.txt")
-    assert str(err.value) == f"{tmp_path / 'nope.txt'}: no such file; give a path or one of imagenet1k, imagenet21k, imagenet-2hop, imagenet-3hop, imagenet-all"
+    assert str(err.value) == (f"{tmp_path / 'nope.txt'}: no such file; give a path or one of "
+                              f"imagenet1k, imagenet21k, imagenet-2hop, imagenet-3hop, imagenet-all")
+
+
+def test_noun_senses_first_is_the_label_sense_and_explicit_ids_mean_one(wn, tmp_path):
+    crane = noun_senses(wn, "crane")
+    assert crane[0] == resolve_label(wn, "crane") and len(crane) == len(set(crane)) == len(wn.synsets("crane", "n"))
+    assert noun_senses(wn, "crane", first_only=True) == crane[:1]
+    assert noun_senses(wn, "n02084071") == [wn.synset("dog.n.01")]
+    assert noun_senses(wn, "crane", {"crane": "crane.n.05"})[0] == wn.synset("crane.n.05")
+    with pytest.raises(UnknownLabelError):
+        noun_senses(wn, "snow leprd")
+
+
+def test_synset_record_has_the_longest_hypernym_path_root_first(wn):
+    record = synset_record(wn.synset("snow_leopard.n.01"))
+    assert (record["wnid"], record["synset"], record["label"]) == ("n02128757", "snow_leopard.n.01", "snow leopard")
+    assert record["lemmas"] == ["snow_leopard", "ounce", "Panthera_uncia"]
+    assert record["hypernym_path"][0] == "entity.n.01" and record["hypernym_path"][-1] == "big_cat.n.01"
 
 
 def test_a_verb_synset_is_not_a_label(wn):

@@ -27,7 +27,8 @@ def gt(wnid, k):
 def test_hit_at_k_hand_computed():
     assert metrics.hit_at_k(TOPK, TRUE_IDX, [1, 2, 3]) == {1: pytest.approx(1 / 3), 2: 1.0, 3: 1.0}
     # truth outside the candidates (-1) never hits; k beyond the list counts the list
-    assert metrics.hit_at_k(TOPK, np.array([-1, 3, 2]), [1, 3, 10]) == {1: 0.0, 3: pytest.approx(1 / 3), 10: pytest.approx(1 / 3)}
+    assert metrics.hit_at_k(TOPK, np.array([-1, 3, 2]), [1, 3, 10]) == {
+        1: 0.0, 3: pytest.approx(1 / 3), 10: pytest.approx(1 / 3)}
 
 
 def test_hierarchical_precision_hand_computed():
@@ -222,6 +223,7 @@ def test_metrics_module_imports_no_keras_or_nltk():
     import subprocess
     import sys
 
-    code = "import sys, wordnet.scoring.metrics, wordnet.scoring.evaluation; print(sorted(m for m in ('keras', 'tensorflow', 'nltk') if m in sys.modules))"
+    code = ("import sys, wordnet.scoring.metrics, wordnet.scoring.evaluation; "
+            "print(sorted(m for m in ('keras', 'tensorflow', 'nltk') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

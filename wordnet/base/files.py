@@ -5,13 +5,14 @@ one killed with SIGKILL) never leaves a half-written file under a final name; wh
 can leave is a hidden temporary file, which :func:`remove_stale_temps` clears. A folder
 that one run writes over many minutes (a training bundle, a dataset) is guarded by
 :func:`exclusive_lock`, so a second run refuses instead of interleaving its files with
-the first one's.
+the first one's. :func:`sha256_file` is the one place a file's SHA-256 is computed.
 """
 from __future__ import annotations
 
 import contextlib
 import errno
 import functools
+import hashlib
 import os
 import re
 import shutil
@@ -130,6 +131,19 @@ def ensure_readable(path: str | os.PathLike) -> None:
     """
     with open(path, "rb"):
         pass
+
+
+def sha256_file(path: str | os.PathLike, digest=None):
+    """Feed the bytes of ``path`` into ``digest`` (a new SHA-256 by default), 1 MiB at a time; return it.
+
+    Pass one ``digest`` for several files to hash them as one stream (a vectors file and its
+    side files, a checkpoint); call ``.hexdigest()`` on the result for one file.
+    """
+    digest = hashlib.sha256() if digest is None else digest
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest
 
 
 def is_stale_temp(path: str | os.PathLike) -> bool:

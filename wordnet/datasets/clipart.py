@@ -62,6 +62,17 @@ class ClipartResult:
     splits: list[tuple[int, list[str], list[str]]] = field(default_factory=list)  # (seed, seen, unseen wnids)
     seconds: float = 0.0
 
+    def summary(self) -> dict:
+        """What ``devise data clipart`` reports: synsets drawn, and the benchmark drawings, their
+        concepts and how many are seen / unseen in the first split."""
+        bench = [r for r in self.images if r["benchmark_wnid"]]
+        seed, seen, unseen = self.splits[0]
+        seen_ids, unseen_ids = set(seen), set(unseen)
+        return {"synsets": len({r["wnid"] for r in self.images}), "benchmark_drawings": len(bench),
+                "benchmark_concepts": len({r["benchmark_wnid"] for r in bench}), "seed": seed,
+                "seen": sum(r["benchmark_wnid"] in seen_ids for r in bench),
+                "unseen": sum(r["benchmark_wnid"] in unseen_ids for r in bench)}
+
 
 def read_clipart_table(path: str | Path | None = None) -> list[Drawing]:
     """The hand-checked table (default: the one shipped with devise); no WordNet needed."""
@@ -179,7 +190,7 @@ def build_clipart_dataset(out: str | os.PathLike, wn, drawings: list[Drawing], c
                 digests.add(digest)
                 try:
                     image = _render(path, size)
-                except Exception as exc:  # one broken or huge file must not stop the build
+                except Exception as exc:  # noqa: BLE001 - one broken or huge file must not stop the build
                     result.failures.append((drawing.file, f"{type(exc).__name__}: {exc}"))
                 else:
                     synset = wn.synset(drawing.synset)
@@ -250,24 +261,3 @@ def _write_outputs(result: ClipartResult) -> None:
     ]
     with atomic_write(out / "ATTRIBUTION.md", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
-
-
-def read_emoji_splits(folder: str | Path) -> tuple[list[str], list[tuple[int, list[str], list[str]]]]:
-    """``(concept wnids, splits)`` of an emoji dataset built by ``devise data emoji`` (its concepts.csv and
-    splits/), so the clip-art views use exactly its concepts and seen/unseen splits."""
-    folder = Path(folder).expanduser()
-    concepts_csv = folder / "concepts.csv"
-    if not concepts_csv.is_file():
-        raise DatasetError(f"{folder}: not an emoji dataset built by devise (no concepts.csv)")
-
-    def lines(path: Path) -> list[str]:
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-    with open(concepts_csv, newline="", encoding="utf-8") as fh:
-        wnids = [row["wnid"] for row in csv.DictReader(fh)]
-    split_dirs = sorted((folder / "splits").glob("split-*"), key=lambda p: int(p.name.split("-")[1]))
-    if split_dirs:
-        splits = [(int(lines(d / "seed.txt")[0]), lines(d / "seen.txt"), lines(d / "unseen.txt")) for d in split_dirs]
-    else:
-        splits = [(0, lines(folder / "splits" / "seen.txt"), lines(folder / "splits" / "unseen.txt"))]
-    return wnids, splits

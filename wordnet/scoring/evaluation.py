@@ -191,8 +191,10 @@ def score_setting(out: Outputs, cands: Vocabulary, training: Vocabulary, opts: E
         return np.concatenate(cols, axis=1)
 
     embed = {"devise": lambda o: o.embeddings}
-    if out.probs is not None and "conse" in opts.baselines:
-        embed["conse"] = lambda o: metrics.conse_embeddings(o.probs, training.vectors, opts.conse_T)
+    for name in ("conse", "combined"):
+        if out.probs is not None and name in opts.baselines:
+            embed[name] = lambda o, name=name: metrics.method_embeddings(name, o.embeddings, o.probs,
+                                                                         training.vectors, opts.conse_T)
     results, method_cands, gammas, top1, curves = {}, {}, {}, {}, {}
     devise_top1 = None
     for name, fn in embed.items():

@@ -33,6 +33,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 CONSE_T = 10
+COMBINED_WEIGHT = 0.5  # the ConSE share of the combined embedding
 
 
 # -- ranking ------------------------------------------------------------------
@@ -226,6 +227,41 @@ def conse_embeddings(probs: np.ndarray, label_vectors: np.ndarray, T: int = CONS
     top, p = top_k_from_scores(probs, T)
     weights = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
     return np.einsum("nt,ntd->nd", weights, vecs[top]).astype(np.float32)
+
+
+def combined_embeddings(devise: np.ndarray, conse: np.ndarray, weight: float = COMBINED_WEIGHT) -> np.ndarray:
+    """Unit ``(1 - weight) * unit(devise) + weight * unit(conse)``: the two embeddings of one image, averaged.
+
+    DeViSE's head and ConSE read the same backbone differently: the head regresses the
+    pooled features onto the label space, ConSE mixes the label vectors of the classes
+    the softmax believes in. Where the head was trained on other images than the ones it
+    is shown (drawings vs photos), the classifier carries most of the signal and the head
+    adds what the classes miss; both are unit vectors, so the mean weighs them alike.
+    """
+    def unit(x):
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    return unit((1.0 - weight) * unit(devise) + weight * unit(conse)).astype(np.float32)
+
+
+def method_embeddings(method: str, embeddings: np.ndarray, probs: np.ndarray | None, label_vectors: np.ndarray,
+                      T: int = CONSE_T, weight: float = COMBINED_WEIGHT) -> np.ndarray:
+    """The image embeddings a ranking ``method`` scores against candidate labels (one place for every caller).
+
+    ``embeddings`` are the DeViSE head's; ``probs`` the softmax over the model's training
+    labels, whose vectors are ``label_vectors`` (same order). ``softmax`` ranks no label
+    vectors and has no embedding.
+    """
+    if method == "devise":
+        return np.asarray(embeddings, dtype=np.float32)
+    if probs is None:
+        raise ValueError(f"the {method} method needs the softmax head's probabilities")
+    if method == "conse":
+        return conse_embeddings(probs, label_vectors, T)
+    if method == "combined":
+        return combined_embeddings(embeddings, conse_embeddings(probs, label_vectors, T), weight)
+    raise ValueError(f"the {method} method has no embedding")
 
 
 # -- calibrated stacking ----------------------------------------------------------

@@ -93,14 +93,16 @@ def _metric_names(rows: Iterable[dict]) -> list[str]:
     return list(names)
 
 
-def merge(rows: Sequence[dict], metrics: Sequence[str] | None = None, mean: bool = False) -> tuple[list[str], list[dict]]:
+def merge(rows: Sequence[dict], metrics: Sequence[str] | None = None,
+          mean: bool = False) -> tuple[list[str], list[dict]]:
     """``(metric columns, table rows)`` of many records.
 
     Without ``mean`` a row is a record (its :data:`RECORD_FIELDS` and the metric values).
     With ``mean`` records with the same :data:`KEY_FIELDS` are one row: ``runs`` (how many)
     and, per metric, ``{"mean", "min", "max"}`` over the runs (None unless every run has
-    it: a mean over some of the runs would not compare with the others). ``metrics`` picks and orders the columns (default: every metric, intervals left
-    out); a metric no record has is an error naming it.
+    it: a mean over some of the runs would not compare with the others). ``metrics`` picks and
+    orders the columns (default: every metric, intervals left out); a metric no record has
+    is an error naming it.
     """
     if not rows:
         raise DeviseError("no result records to merge")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from wordnet.base.errors import VectorsError
-from wordnet.base.files import atomic_write
+from wordnet.base.files import atomic_write, sha256_file
 from wordnet.base.home import data_home
 from wordnet.vectors.words import case_variants
 
@@ -139,7 +139,7 @@ def load_vectors(path: str | os.PathLike):
             )
     except VectorsError:
         raise
-    except Exception as exc:  # gensim/pickle raise many types for damaged files
+    except Exception as exc:  # noqa: BLE001 - gensim/pickle raise many types for damaged files
         raise VectorsError(
             f"{path} looks like {kind} vectors but could not be read ({_one_line(exc)}); "
             f"the file is damaged or truncated (tried {_TRIED})"
@@ -183,9 +183,7 @@ def file_checksum(path: str | os.PathLike) -> str:
         return known[disk_key]
     h = hashlib.sha256()
     for p in parts:
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        sha256_file(p, h)
     digest = "sha256:" + h.hexdigest()
     _CHECKSUMS[key] = digest
     _write_checksum_cache({**known, disk_key: digest})
