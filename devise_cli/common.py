@@ -34,27 +34,25 @@ def domain_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        noticed: list[bool] = []
         try:
-            with interrupts_noticed() as noticed:
+            with interrupts_noticed(noticed):
                 result = func(*args, **kwargs)
-            if noticed:  # Ctrl-C landed where Python could not raise it (a __del__): it still ends the command
-                raise KeyboardInterrupt
-            return result
-        except UsageError as exc:
-            raise click.UsageError(str(exc)) from None
-        except DeviseError as exc:
-            raise click.ClickException(str(exc)) from None
-        except OSError as exc:  # unwritable output folder, full disk, unreadable input...
-            raise click.ClickException(os_error_line(exc)) from None
-        except KeyboardInterrupt:
-            raise click.ClickException("interrupted; files already finished were kept") from None
+        except BaseException as exc:
+            error = _click_error(exc, interrupted=bool(noticed))
+            if error is None:
+                raise
+            raise error from None
+        if noticed:  # Ctrl-C landed where Python could not raise it (a __del__): it still ends the command
+            raise click.ClickException(INTERRUPTED)
+        return result
 
     return wrapper
 
 
 @contextlib.contextmanager
-def interrupts_noticed():
-    """Yield a list that is non-empty once Ctrl-C (SIGINT) arrived during the block.
+def interrupts_noticed(noticed: list | None = None):
+    """Yield ``noticed`` (a new list by default), made non-empty once Ctrl-C (SIGINT) arrives in the block.
 
     Python raises ``KeyboardInterrupt`` wherever the main thread is; inside a finaliser
     (a TensorFlow object's ``__del__`` during clean-up) it cannot propagate, is printed as
@@ -62,7 +60,7 @@ def interrupts_noticed():
     signal is also recorded, and such a swallowed one is not printed, so the caller can
     end the command as interrupted.
     """
-    noticed: list[bool] = []
+    noticed = [] if noticed is None else noticed
     if threading.current_thread() is not threading.main_thread():
         yield noticed
         return
@@ -106,6 +104,25 @@ def os_error_line(exc: OSError) -> str:
     where = f"{exc.filename}: " if exc.filename else ""
     advice = OS_ERROR_ADVICE.get(exc.errno)
     return f"{where}{exc.strerror or exc}" + (f"; {advice}" if advice else "")
+
+
+INTERRUPTED = "interrupted; files already finished were kept"
+
+
+def _click_error(exc: BaseException, interrupted: bool):
+    """The Click exception ``exc`` becomes, or None to let it through as it is.
+
+    After a Ctrl-C every failure is the interruption: a ``KeyboardInterrupt`` raised inside C
+    code (h5py's lock, a Cython callback) comes out as another exception (``SystemError``)."""
+    if interrupted or isinstance(exc, KeyboardInterrupt):
+        return click.ClickException(INTERRUPTED)
+    if isinstance(exc, UsageError):
+        return click.UsageError(str(exc))
+    if isinstance(exc, DeviseError):
+        return click.ClickException(str(exc))
+    if isinstance(exc, OSError):  # unwritable output folder, full disk, unreadable input...
+        return click.ClickException(os_error_line(exc))
+    return None
 
 
 def echo_json(obj) -> None:

@@ -78,3 +78,17 @@ def test_a_full_disk_names_the_file_and_what_to_do(tmp_path):
     assert result.output == (f"Error: {tmp_path / 'out.json'}: No space left on device; free some space there (or "
                              f"write elsewhere) and run the command again; finished files were kept\n")
     assert list(tmp_path.iterdir()) == []
+
+
+@click.command()
+@domain_errors
+def interrupted_in_c_code():
+    try:
+        os.kill(os.getpid(), signal.SIGINT)  # the handler raises KeyboardInterrupt here ...
+    except KeyboardInterrupt as exc:  # ... which C code (h5py's lock in a Cython callback) turns into this
+        raise SystemError("<cyfunction FastRLock.__exit__> returned a result with an exception set") from exc
+
+
+def test_a_ctrl_c_turned_into_another_exception_by_c_code_still_reads_interrupted():
+    result = CliRunner().invoke(interrupted_in_c_code, [])
+    assert (result.exit_code, result.output) == (1, "Error: interrupted; files already finished were kept\n")
