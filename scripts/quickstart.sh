@@ -21,7 +21,8 @@ SIZE="${DEVISE_QUICKSTART_SIZE:-128}"
 EPOCHS0="${DEVISE_QUICKSTART_PRETRAIN_EPOCHS:-0}"
 HEAD="${DEVISE_QUICKSTART_HEAD_EPOCHS:-20}"
 FINETUNE="${DEVISE_QUICKSTART_FINETUNE_EPOCHS:-0}"
-# 0: keep ImageNet's BatchNorm statistics rather than re-estimating them on drawings
+# 0: keep ImageNet's BatchNorm statistics rather than re-estimating them on drawings (measured much
+# better on the emoji: docs/results.md, "From the ImageNet backbone")
 BN_IMAGES="${DEVISE_QUICKSTART_BN_IMAGES:-0}"
 EXTRA=(${DEVISE_QUICKSTART_TRAIN_ARGS:-})
 # label vectors from names + WordNet definition (the default model's label text) and the paper's
