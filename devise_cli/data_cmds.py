@@ -72,7 +72,10 @@ def emoji(out, size, sources, concepts, min_styles, split_seed, n_splits, unseen
     into seen (train) and unseen (zero-shot test) per lexicographer file, and one style is
     held out to test seen concepts in an unseen drawing style. Writes OUT/images/<wnid>/,
     manifest.csv, ATTRIBUTION.md, splits/seen.txt, splits/unseen.txt, train.csv,
-    test_seen_style.csv and test_unseen.csv.
+    test_seen_style.csv and test_unseen.csv, and the strict zero-shot view
+    test_unseen_strict.csv (splits/unseen_strict.txt): the unseen concepts that
+    are neither ImageNet-1K classes nor above or below one, for backbones
+    pre-trained on ImageNet.
 
     \b
     Example:
@@ -115,8 +118,8 @@ def _report(result, n_styles):
     for concept, style, reason in result.failures[:5]:
         click.echo(f"  failed {concept} ({style}): {reason}")
     seed, seen, unseen = result.splits[0]
-    click.echo(f"split (seed {seed}): {len(seen)} seen, {len(unseen)} unseen concepts; "
-               f"held-out style {result.heldout_style}")
+    click.echo(f"split (seed {seed}): {len(seen)} seen, {len(unseen)} unseen concepts "
+               f"({len(result.strict(unseen))} unrelated to ImageNet-1K); held-out style {result.heldout_style}")
     click.echo(f"wrote {result.out}")
 
 
@@ -173,8 +176,8 @@ def icons(out, size, sets, concepts, min_sets, split_seed, n_splits, unseen_frac
                    f"{sum(1 for n in per_concept.values() if n >= threshold)}")
     click.echo(f"{len(result.dropped)} concepts dropped with fewer than {min_sets} sets")
     seed, seen, unseen = result.splits[0]
-    click.echo(f"split (seed {seed}): {len(seen)} seen, {len(unseen)} unseen concepts; "
-               f"held-out style {result.heldout_style}")
+    click.echo(f"split (seed {seed}): {len(seen)} seen, {len(unseen)} unseen concepts "
+               f"({len(result.strict(unseen))} unrelated to ImageNet-1K); held-out style {result.heldout_style}")
     click.echo(f"wrote {result.out}")
 
 

@@ -18,29 +18,42 @@
 #   DEVISE_LABEL_TEXT=lemmas DEVISE_LOSS=sum scripts/emoji_splits.sh   # the paper's label vectors, summed hinge
 #   DEVISE_ONLY_SPLITS="3 4" scripts/emoji_splits.sh    # some splits only (e.g. on another machine)
 #   DEVISE_WEIGHTS=devise-pool-64 scripts/emoji_splits.sh  # from the shipped pre-trained backbone
+#   DEVISE_BACKBONE=efficientnet_lite0 DEVISE_WEIGHTS=imagenet DEVISE_IMAGE_SIZE=128 DEVISE_BN_IMAGES=0 \
+#     DEVISE_FINETUNE_EPOCHS=0 DEVISE_LABEL_TEXT=lemmas+gloss scripts/emoji_splits.sh  # the quickstart's settings
+# Unseen concepts are also scored on the strict view (test_unseen_strict.csv: no ImageNet-1K class nor
+# any concept above or below one), the figure to quote for an ImageNet-trained backbone.
 set -euo pipefail
 OUT="${DEVISE_SPLITS_DIR:-runs/emoji-splits}"
 N="${DEVISE_SPLITS:-5}"
 TEXT="${DEVISE_LABEL_TEXT:-lemmas+gloss+hypernyms}"
+BACKBONE="${DEVISE_BACKBONE:-mobilenet_v2}"
+SIZE="${DEVISE_IMAGE_SIZE:-64}"
+BN_IMAGES="${DEVISE_BN_IMAGES:-1000}"
 LOSS="${DEVISE_LOSS:-sampled}"
 WEIGHTS="${DEVISE_WEIGHTS:-none}"
 if [ "$WEIGHTS" = none ]; then
   TAG=""; MODELS="$OUT/models"; EPOCHS0="${DEVISE_PRETRAIN_EPOCHS:-25}"
 else  # a pre-trained backbone: its own folders, no phase 0 on the emoji unless asked
-  TAG="$(basename "$WEIGHTS")_"; MODELS="$OUT/models-${TAG%_}"; EPOCHS0="${DEVISE_PRETRAIN_EPOCHS:-0}"
+  TAG="$(basename "$WEIGHTS")_"; EPOCHS0="${DEVISE_PRETRAIN_EPOCHS:-0}"
+  [ "$BACKBONE" = mobilenet_v2 ] || TAG="${BACKBONE}-${SIZE}_$TAG"
+  MODELS="$OUT/models-${TAG%_}"
 fi
+# the images are rendered at the network's side; the 64 px set keeps its old folder
+if [ "$SIZE" = 64 ]; then EMOJI="$OUT/emoji"; else EMOJI="$OUT/emoji-$SIZE"; fi
 FINETUNE="${DEVISE_FINETUNE_EPOCHS:-2}"
 STYLE="${DEVISE_STYLE:-}"
 VARIANT="$OUT/$TAG${TEXT//+/-}_$LOSS${STYLE:+_style-${STYLE//,/-}}"
-COMMON=(--backbone mobilenet_v2 --alpha 0.5 --image-size 64 --seed 0)
+COMMON=(--backbone "$BACKBONE" --image-size "$SIZE" --bn-images "$BN_IMAGES" --seed 0)
+[ "$BACKBONE" = mobilenet_v2 ] && COMMON+=(--alpha 0.5)
 complete() { python -c "import json,sys; sys.exit(0 if json.load(open('$1/config.json')).get('complete') else 1)" 2>/dev/null; }
 mkdir -p "$OUT" "$MODELS" "$VARIANT/models"
 
 devise vectors train
-[ -f "$OUT/emoji/splits/split-$((N - 1))/train.csv" ] || devise data emoji "$OUT/emoji" --size 64 --split-seed 0 --splits "$N"
+[ -f "$EMOJI/splits/split-$((N - 1))/test_unseen_strict.csv" ] || \
+  devise data emoji "$EMOJI" --size "$SIZE" --split-seed 0 --splits "$N"
 
 for k in ${DEVISE_ONLY_SPLITS:-$(seq 0 $((N - 1)))}; do
-  split="$OUT/emoji/splits/split-$k"
+  split="$EMOJI/splits/split-$k"
   echo "==> split $k ($(wc -l < "$split/unseen.txt") unseen concepts)"
   start="$WEIGHTS"
   if [ "$EPOCHS0" -gt 0 ]; then
@@ -56,13 +69,20 @@ for k in ${DEVISE_ONLY_SPLITS:-$(seq 0 $((N - 1)))}; do
   devise eval "$split/test_seen_style.csv" --model "$model" --k 1,2,5 --hierarchical \
     --baseline softmax --json "$VARIANT/seen-$k.json" > /dev/null
   devise eval "$split/test_unseen.csv" --model "$model" --vocab "$VARIANT/unseen-$k.h5" --k 1,2,5,10 \
-    --hierarchical --baseline conse --calibration-data "$split/test_seen_style.csv" \
+    --hierarchical --baseline conse,combined --calibration-data "$split/test_seen_style.csv" \
     --json "$VARIANT/unseen-$k.json" > /dev/null
+  devise eval "$split/test_unseen_strict.csv" --model "$model" --vocab "$VARIANT/unseen-$k.h5" --k 1,2,5,10 \
+    --baseline conse,combined --calibration none --json "$VARIANT/strict-$k.json" > /dev/null
 done
 if [ -z "${DEVISE_ONLY_SPLITS:-}" ]; then
-  seen=(); unseen=(); for k in $(seq 0 $((N - 1))); do seen+=("$VARIANT/seen-$k.json"); unseen+=("$VARIANT/unseen-$k.json"); done
+  seen=(); unseen=(); strict=()
+  for k in $(seq 0 $((N - 1))); do
+    seen+=("$VARIANT/seen-$k.json"); unseen+=("$VARIANT/unseen-$k.json"); strict+=("$VARIANT/strict-$k.json")
+  done
   echo "==> seen concepts in the held-out style, mean [min-max] over $N splits"
   devise results "${seen[@]}" --mean --metrics hit@1,hit@5,mean_per_class_hit@1,hp@2,hp@5
   echo "==> unseen concepts: given = zero-shot (unseen candidates), gzsl = + the training labels"
   devise results "${unseen[@]}" --mean --metrics hit@1,hit@2,hit@5,hit@10,mean_per_class_hit@1,hp@2,hp@5,hp@10,U
+  echo "==> unseen concepts, strict view (no ImageNet-1K class nor a concept above or below one), zero-shot"
+  devise results "${strict[@]}" --mean --metrics hit@1,hit@5,hit@10
 fi

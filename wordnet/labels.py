@@ -266,3 +266,22 @@ def read_label_list(name_or_path) -> list[str]:
     if not labels:
         raise DeviseError(f"{where}: no labels (expected one label per line)")
     return labels
+
+
+IN1K_CLASS, IN1K_BELOW, IN1K_ABOVE = "class", "hyponym of a class", "hypernym of a class"
+
+
+def imagenet1k_relation(wn, synset, in1k: set[str]) -> str:
+    """How ``synset`` stands to the ImageNet-1K classes ``in1k`` (wnids): ``"class"``, ``"hyponym of a
+    class"`` (a gosling is a goose), ``"hypernym of a class"`` (dog.n.01 is above 118 breeds), or ``""``.
+
+    An ImageNet-trained backbone has seen the 1K classes and, through them, their hyponyms and
+    hypernyms, so zero-shot figures on such concepts are reported apart (the photo and emoji
+    datasets' strict views)."""
+    if wnid_of(synset) in in1k:
+        return IN1K_CLASS
+    if any(wnid_of(a) in in1k for path in synset.hypernym_paths() for a in path):
+        return IN1K_BELOW
+    if any(wnid_of(d) in in1k for d in synset.closure(lambda s: s.hyponyms() + s.instance_hyponyms())):
+        return IN1K_ABOVE
+    return ""

@@ -17,6 +17,8 @@ from tests.scripts.script_modules import load_script
 pytest.importorskip("tensorflow")
 
 
+@pytest.mark.slow  # ~45 s of subprocesses; the default run covers a killed run's journal in-process
+# (test_index's continued run, test_search_cmds' interrupted indexing); the real SIGKILLs run with -m slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_sigkill_while_embedding_committing_and_folding_loses_at_most_one_chunk(tmp_path):
     ik = load_script("index_kill")

@@ -17,6 +17,8 @@ pytest.importorskip("tensorflow")
 
 
 
+@pytest.mark.slow  # ~50 s of subprocesses; the default run covers resume in-process (test_training's resume
+# tests) and a writer killed mid-write (test_files); the real SIGKILLs run with -m slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_sigkill_in_a_checkpoint_write_and_in_phase_2_then_resume(tmp_path):
     kr = load_script("kill_resume")

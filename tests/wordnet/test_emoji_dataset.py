@@ -181,7 +181,7 @@ def test_cli_builds_a_small_dataset(tmp_path):
         "  twemoji                5  CC-BY-4.0\n"
         "  fluent-emoji-flat      5  MIT\n"
         "concepts: 5 kept (0 with >= 6 styles, 5 in all 3); 0 dropped with too few styles\n"
-        "split (seed 0): 3 seen, 2 unseen concepts; held-out style twemoji\n"
+        "split (seed 0): 3 seen, 2 unseen concepts (0 unrelated to ImageNet-1K); held-out style twemoji\n"
         f"wrote {out}\n")
     manifest = rows(out / "manifest.csv")
     assert list(manifest[0]) == ["path", "wnid", "synset", "concept", "style", "emoji", "source", "licence"]
@@ -299,7 +299,7 @@ def test_icon_pool_licences_denylist_and_cli(tmp_path, wn):
         "  concepts in >= 10 sets: 0\n"
         "  concepts in >= 20 sets: 0\n"
         "2 concepts dropped with fewer than 2 sets\n"
-        "split (seed 0): 1 seen, 1 unseen concepts; held-out style testb\n"
+        "split (seed 0): 1 seen, 1 unseen concepts (0 unrelated to ImageNet-1K); held-out style testb\n"
         f"wrote {out}\n")
     manifest = rows(out / "manifest.csv")
     assert sorted((r["concept"], r["style"], r["emoji"], r["licence"]) for r in manifest) == [
@@ -310,3 +310,32 @@ def test_icon_pool_licences_denylist_and_cli(tmp_path, wn):
     assert sorted(p.name for p in (out / "images").iterdir()) == ["n02084071", "n02129604"]
     assert "| testb | 2 | [TESTB (Tester)](https://x.test) | @iconify/json (npm) | CC-BY-4.0 |" \
         in (out / "ATTRIBUTION.md").read_text()
+
+
+def test_strict_zero_shot_view_leaves_out_concepts_related_to_imagenet1k(tmp_path):
+    # tiger and violin are ImageNet-1K classes, dog and guitar lie above some; rose, tulip and sushi
+    # are unrelated: the strict view (for ImageNet backbones) keeps only those
+    out = tmp_path / "emoji"
+    res = run("data", "emoji", out, "--concepts", FEW + ",rose,tulip,sushi", "--sources",
+              "twemoji,openmoji,fluent-emoji-flat", "--size", "16", "--min-styles", "3", "--splits", "3",
+              "--unseen-fraction", "0.5")
+    assert res.exit_code == 0, res.output
+    relation = {r["concept"]: r["imagenet1k"] for r in rows(out / "concepts.csv")}
+    assert relation == {"tiger": "class", "violin": "class", "dog": "hypernym of a class",
+                        "guitar": "hypernym of a class", "cat": "hypernym of a class",
+                        "rose": "", "tulip": "", "sushi": ""}
+    wnid_of = {r["concept"]: r["wnid"] for r in rows(out / "concepts.csv")}
+    unrelated = {wnid_of[c] for c in ("rose", "tulip", "sushi")}
+    n_strict = 0
+    for folder in [out] + [out / "splits" / f"split-{k}" for k in range(3)]:
+        lists = folder if folder != out else out / "splits"
+        unseen = (lists / "unseen.txt").read_text().split()
+        strict = (lists / "unseen_strict.txt").read_text().split()
+        assert strict == [w for w in unseen if w in unrelated]
+        n_strict += len(strict)
+        all_rows = rows(folder / "test_unseen.csv")
+        assert rows(folder / "test_unseen_strict.csv") == [r for r in all_rows if r["class"] in strict]
+        assert all((folder / r["img_name"]).is_file() for r in rows(folder / "test_unseen_strict.csv"))
+    assert n_strict > 0  # some split holds an unrelated concept out, so the view is not trivially empty
+    assert f"({len((out / 'splits' / 'unseen_strict.txt').read_text().split())} unrelated to ImageNet-1K)" \
+        in res.output

@@ -4,17 +4,22 @@ Layout of ``OUT`` (every file written atomically)::
 
     images/<wnid>/<style>.png     one RGB PNG per concept and style (folder per synset)
     manifest.csv                  path,wnid,synset,concept,style,emoji,source,licence
-    concepts.csv                  wnid,synset,concept,lexname,split,styles
+    concepts.csv                  wnid,synset,concept,lexname,split,styles,imagenet1k
     ATTRIBUTION.md                who drew what, under which licence
     splits/seen.txt, unseen.txt   WordNet ids, one a line (``devise vocab build --synsets``)
     splits/heldout_style.txt      the style kept out of training
     train.csv                     seen concepts, every style but the held-out one
     test_seen_style.csv           seen concepts, held-out style only
     test_unseen.csv               unseen concepts, every style (zero-shot)
-    splits/split-K/...            the same five files for each extra split seed (``splits > 1``)
+    splits/unseen_strict.txt      the unseen concepts an ImageNet-trained backbone has not seen:
+    test_unseen_strict.csv        neither an ImageNet-1K class nor above or below one in WordNet
+    splits/split-K/...            the same files for each extra split seed (``splits > 1``)
 
 The dataset CSVs are ``img_name,class`` with paths relative to the CSV and the WordNet id
-as class, the CSV mode of ``devise train`` / ``devise eval``. :func:`read_emoji_splits` reads
+as class, the CSV mode of ``devise train`` / ``devise eval``. The ``imagenet1k`` column of concepts.csv
+says how each concept stands to the ImageNet-1K classes (:func:`wordnet.labels.imagenet1k_relation`):
+a backbone pre-trained on ImageNet (``--weights imagenet``) has seen the related ones, so its zero-shot
+figures are reported on the strict view apart. :func:`read_emoji_splits` reads
 the concepts and splits back (the clip-art builder reuses them).
 """
 from __future__ import annotations
@@ -49,6 +54,11 @@ class BuildResult:
     splits: list[tuple[int, list[Concept], list[Concept]]] = field(default_factory=list)
     seconds: float = 0.0
     infos: dict = field(default_factory=dict)  # style -> StyleInfo (for the attribution)
+    in1k: dict = field(default_factory=dict)  # wnid -> relation to the ImageNet-1K classes ("" = none)
+
+    def strict(self, concepts) -> list:
+        """``concepts`` less those that are, or lie above or below, an ImageNet-1K class."""
+        return [c for c in concepts if not self.in1k.get(c.wnid)]
 
     def per_style(self) -> dict[str, int]:
         """Images per style (set), in the order styles first appear."""
@@ -162,10 +172,21 @@ def finish_dataset(result: BuildResult, *, split_seed: int, n_splits: int,
     """Choose the held-out style, split the concepts, write manifest, splits and attribution."""
     styles = sorted({row["style"] for row in result.images})
     result.heldout_style = choose_heldout_style(styles, heldout_style, split_seed)
+    result.in1k = imagenet1k_relations(result.concepts)
     for k in range(max(1, n_splits)):
         seen, unseen = split_concepts(result.concepts, unseen_fraction, split_seed + k)
         result.splits.append((split_seed + k, seen, unseen))
     _write_outputs(result)
+
+
+def imagenet1k_relations(concepts: list[Concept]) -> dict[str, str]:
+    """wnid -> how each concept stands to the ImageNet-1K classes (``""``: unrelated)."""
+    from wordnet.labels import imagenet1k_relation, read_label_list
+    from wordnet.reader import load_wordnet
+
+    wn = load_wordnet()
+    in1k = set(read_label_list("imagenet1k"))
+    return {c.wnid: imagenet1k_relation(wn, wn.synset(c.synset), in1k) for c in concepts}
 
 
 def write_csv(path: Path, header, rows) -> None:
@@ -189,6 +210,9 @@ def _write_split(folder: Path, prefix: str, result: BuildResult, seen, unseen) -
                 if r["wnid"] in seen_ids and r["style"] == held])
     write_csv(folder / "test_unseen.csv", ("img_name", "class"),
                [(prefix + r["path"], r["wnid"]) for r in rows if r["wnid"] in unseen_ids])
+    strict_ids = {c.wnid for c in result.strict(unseen)}
+    write_csv(folder / "test_unseen_strict.csv", ("img_name", "class"),
+               [(prefix + r["path"], r["wnid"]) for r in rows if r["wnid"] in strict_ids])
 
 
 def write_lines(path: Path, lines) -> None:
@@ -206,12 +230,14 @@ def _write_outputs(result: BuildResult) -> None:
     styles_of: dict[str, list[str]] = {}
     for row in result.images:
         styles_of.setdefault(row["wnid"], []).append(row["style"])
-    write_csv(out / "concepts.csv", ("wnid", "synset", "concept", "lexname", "split", "styles"),
+    write_csv(out / "concepts.csv", ("wnid", "synset", "concept", "lexname", "split", "styles", "imagenet1k"),
                [(c.wnid, c.synset, c.concept, c.lexname,
-                 "unseen" if c.wnid in unseen_ids else "seen", " ".join(styles_of[c.wnid]))
+                 "unseen" if c.wnid in unseen_ids else "seen", " ".join(styles_of[c.wnid]),
+                 result.in1k.get(c.wnid, ""))
                 for c in sorted(result.concepts, key=lambda c: c.wnid)])
     write_lines(out / "splits" / "seen.txt", [c.wnid for c in seen])
     write_lines(out / "splits" / "unseen.txt", [c.wnid for c in unseen])
+    write_lines(out / "splits" / "unseen_strict.txt", [c.wnid for c in result.strict(unseen)])
     write_lines(out / "splits" / "heldout_style.txt", [result.heldout_style])
     _write_split(out, "", result, seen, unseen)
     if len(result.splits) > 1:
@@ -219,6 +245,7 @@ def _write_outputs(result: BuildResult) -> None:
             folder = out / "splits" / f"split-{k}"
             write_lines(folder / "seen.txt", [c.wnid for c in seen_k])
             write_lines(folder / "unseen.txt", [c.wnid for c in unseen_k])
+            write_lines(folder / "unseen_strict.txt", [c.wnid for c in result.strict(unseen_k)])
             write_lines(folder / "seed.txt", [seed])
             _write_split(folder, "../../", result, seen_k, unseen_k)
     _write_attribution(result)

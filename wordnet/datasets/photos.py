@@ -52,6 +52,7 @@ from pathlib import Path
 from wordnet.base.errors import DatasetError
 from wordnet.base.files import atomic_path, atomic_write, locks_output_folder
 from wordnet.datasets.emoji import clear_previous, write_csv
+from wordnet.labels import imagenet1k_relation
 
 TABLE_PATH = Path(__file__).resolve().parents[1] / "data" / "photo_concepts.csv"
 ENV_GCOMPRIS_DIR = "DEVISE_GCOMPRIS_DIR"
@@ -75,7 +76,6 @@ SKIMAGE_CREDITS = {
 }
 MANIFEST_COLUMNS = ("path", "wnid", "synset", "label", "imagenet1k", "source", "file", "licence", "author",
                     "credit_check", "note")
-IN1K_CLASS, IN1K_BELOW, IN1K_ABOVE = "class", "hyponym of a class", "hypernym of a class"
 TABLE_COLUMNS = ("source", "file", "synset", "wnid", "credit_check", "note")
 CREDIT_CHECKS = ("", "matches", "mismatch")
 RCC_PREFIX = "gcompris/src/activities/"  # where activity resources sit inside each .rcc
@@ -360,20 +360,6 @@ def _skimage_image(name: str):
     if image.dtype != np.uint8:
         raise ValueError(f"skimage.data.{name} is {image.dtype}, not an 8-bit photo")
     return Image.fromarray(image)
-
-
-def imagenet1k_relation(wn, synset, in1k: set[str]) -> str:
-    """How ``synset`` stands to the ImageNet-1K classes ``in1k`` (wnids): ``"class"``, ``"hyponym of a
-    class"`` (a gosling is a goose), ``"hypernym of a class"`` (dog.n.01 is above 118 breeds), or ``""``."""
-    from wordnet.labels import wnid_of
-
-    if wnid_of(synset) in in1k:
-        return IN1K_CLASS
-    if any(wnid_of(a) in in1k for path in synset.hypernym_paths() for a in path):
-        return IN1K_BELOW
-    if any(wnid_of(d) in in1k for d in synset.closure(lambda s: s.hyponyms() + s.instance_hyponyms())):
-        return IN1K_ABOVE
-    return ""
 
 
 # --- the build ---------------------------------------------------------------------------------
