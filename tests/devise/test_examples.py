@@ -144,11 +144,6 @@ def test_every_example_runs(where, example_folder, capsys):
         assert str(Path("holiday") / "beach.png") in out and "is a folder" not in out
 
 
-UNFILLED = {"default-model.md": "__DRAWINGS__ (the drawings rows of scripts/photo_recipes.py) is not filled in yet"}
-
-
-@pytest.mark.parametrize("page", [
-    pytest.param(page, marks=pytest.mark.xfail(strict=True, reason=UNFILLED[page.name])) if page.name in UNFILLED
-    else page for page in [REPO_ROOT / "README.md", *DOC_PAGES]], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", [REPO_ROOT / "README.md", *DOC_PAGES], ids=lambda p: p.name)
 def test_the_readme_and_docs_have_no_unfilled_placeholder(page):
     assert re.findall(r"__[A-Z][A-Z_]+__", page.read_text(encoding="utf-8")) == []
