@@ -9,7 +9,7 @@ command line (:mod:`devise_cli`) is a thin Click layer over it. Import from here
     result = devise.train("photos/", output="runs/pets", backbone="mobilenet_v2", weights="none",
                           image_size=64, head_epochs=5, finetune_epochs=0)
     model = devise.load_model("runs/pets")
-    vocab = devise.build_vocabulary(synsets="imagenet1k", skip_missing=True)
+    vocab, missing, source, vectors = devise.build_vocabulary(synsets="imagenet1k", skip_missing=True)
     for record in devise.predict(["cat.jpg"], model, vocab, top=5):
         print(record["path"], [p["label"] for p in record["predictions"]])
     report = devise.evaluate("test/", model="runs/pets", hierarchical=True)
@@ -35,6 +35,9 @@ Modules (each light to import; what it hands on from the halves is in its ``_EXP
   ``wordnet`` bound to devise's own packages whatever the working directory holds.
 """
 from __future__ import annotations
+
+import sys as _sys
+import types as _types
 
 from devise._lazy import lazy_exports as _lazy_exports
 from devise._packages import bind as _bind
@@ -90,6 +93,22 @@ _EXPORTS = {
 }
 
 __all__ = ["__version__", *_EXPORTS]
+
+
+class _Package(_types.ModuleType):
+    """The ``devise`` module's type: an exported function keeps its name when a submodule of that name loads.
+
+    Importing ``devise.search`` (the module) makes Python bind it as the package attribute
+    ``search``, which would hide the function ``devise.search``; here the function is bound instead.
+    """
+
+    def __setattr__(self, name, value):
+        if isinstance(value, _types.ModuleType) and value.__name__ == f"{__name__}.{name}" and name in _EXPORTS:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
 
 
 __getattr__ = _lazy_exports(__name__, _EXPORTS)

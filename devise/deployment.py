@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from models.export_formats import FORMATS
+from wordnet.base.files import names_target, staging_folder
 
 EXPORT_FORMATS = tuple(FORMATS)
 LABELS_FILE = "labels.json"
@@ -39,18 +39,59 @@ def export(model: str | os.PathLike, output: str | os.PathLike, *, format: str, 
     if format not in EXPORT_FORMATS:
         raise DeviseError(f"unknown export format {format!r}; choose {', '.join(EXPORT_FORMATS)}")
     output = Path(output).expanduser()
+    single = single_file(output, format)
     if output.exists() and not overwrite:
         raise DeviseError(f"{output} already exists; choose another --output or pass --overwrite")
-    if output.exists() and not output.is_dir():
-        raise DeviseError(f"{output} exists and is not a folder; choose another --output")
+    if output.exists() and output.is_dir() == bool(single):
+        raise DeviseError(f"{output} exists and is not a {'file' if single else 'folder'}; choose another --output")
     if vocab is None:
         bundle, cands = load_model(model), None
     else:
         bundle, cands = load_model_and_vocab(model, vocab)
+    with names_target(output):  # a full disk names the export folder, not a file of its staging copy
+        if single:
+            return _export_file(bundle, cands, output, format, top)
+        return _export_staged(bundle, cands, output, format, top)
+
+
+def single_file(output: Path, format: str) -> bool:
+    """Whether ``output`` names the model file itself (``model.tflite`` for tflite, ``x.onnx`` for onnx):
+    a single-file format given a file name writes that file, not a folder of that name."""
+    artefact = FORMATS[format][1]
+    return "." in artefact and output.suffix == Path(artefact).suffix
+
+
+def side_file(output: Path, name: str) -> Path:
+    """Where a single-file export puts labels.json / export.json: beside it, ``<stem>.labels.json``."""
+    return output.with_name(f"{output.stem}.{name}")
+
+
+def _export_file(bundle, cands, output: Path, format: str, top: int) -> dict:
+    """Export into a staging folder beside ``output``, then move the model file onto ``output`` and its
+    ``labels.json`` / ``export.json`` beside it as ``<stem>.labels.json`` / ``<stem>.export.json``."""
+    stage = output.with_name(f".{output.name}.export")
+    if stage.exists():
+        shutil.rmtree(stage)
+    info = _export_staged(bundle, cands, stage, format, top)
+    try:
+        info["model"] = output.name
+        with open(stage / INFO_FILE, "w", encoding="utf-8") as fh:
+            json.dump(info, fh, indent=2, ensure_ascii=False)
+        for name in (LABELS_FILE, INFO_FILE):
+            if (stage / name).exists():
+                os.replace(stage / name, side_file(output, name))
+        os.replace(stage / FORMATS[format][1], output)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return info
+
+
+def _export_staged(bundle, cands, output: Path, format: str, top: int) -> dict:
+    """Write the export into a hidden folder beside ``output``, then rename it into place."""
     from models.export import export_model
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
+    stage = staging_folder(output)
     try:
         k = min(int(top), len(cands)) if cands is not None else None
         artefact = export_model(bundle.full, stage, format, cands.vectors if cands is not None else None, k or 5)
@@ -71,21 +112,30 @@ def export(model: str | os.PathLike, output: str | os.PathLike, *, format: str, 
     return info
 
 
+def eval_crop(bundle) -> float:
+    """The share of the short side ``predict`` crops (the centred square) before resizing: the
+    evaluation view of the recipe the bundle was trained with (0.875 for ``inception``)."""
+    from models.data.augment import get_recipe
+
+    return float(get_recipe(bundle.recipe).eval_crop)
+
+
 def _info(bundle, fmt: str, artefact: str, cands, k) -> dict:
     import keras
     import tensorflow as tf
 
     from wordnet.base.version import __version__
 
-    size = int(bundle.image_size)
+    size, crop = int(bundle.image_size), eval_crop(bundle)
     outputs = {"embedding": f"(batch, {bundle.dim}) float32, unit length"}
     if cands is not None:
         outputs.update({"scores": f"(batch, {k}) float32 cosines, best first",
                         "indices": f"(batch, {k}) int32 rows of {LABELS_FILE}"})
     return {"format": fmt, "model": artefact, "bundle": str(bundle.path), "backbone": bundle.backbone,
-            "input": {"name": "image", "shape": [None, size, size, 3], "dtype": "float32",
-                      "pixels": f"RGB in [0, 255], the centre square of the image resized to {size} px "
-                                f"(the backbone's own scaling is inside the model)"},
+            "input": {"name": "image", "shape": [None, size, size, 3], "dtype": "float32", "crop": crop,
+                      "pixels": f"RGB in [0, 255]: the centred square whose side is round(crop x the image's short "
+                                f"side), resized to {size} px (bilinear), as `devise predict` sees it (the "
+                                f"backbone's own scaling is inside the model)"},
             "outputs": outputs, "labels": len(cands) if cands is not None else 0, "top": k,
             "vocabulary": (str(cands.attrs.get("path") or cands.attrs.get("source", ""))
                            if cands is not None else None),

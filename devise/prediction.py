@@ -47,6 +47,7 @@ def resolve_vocab(vocab, bundle=None):
         vocab = Vocabulary.load(vocab)
     if bundle is not None:
         vocab.check_dim(bundle.dim, f"model {bundle.path}")
+        vocab.check_same_space(bundle.vocab, f"model {bundle.path}")
     return vocab
 
 
@@ -99,7 +100,8 @@ def predict(images: Iterable[str | Path], model, vocab="trained", *, top: int = 
             approx: bool = False, temperature: float | None = None, min_score: float | None = None,
             method: str | None = None, progress: Callable[[int], None] | None = None,
             on_index_build: Callable[[int], None] | None = None) -> Iterator[dict]:
-    """Label ``images`` (files; see :func:`models.data.datasets.expand_image_paths` for folders and globs).
+    """Label ``images``: files, folders and globs, expanded as the CLI does
+    (:func:`models.data.datasets.expand_image_paths`).
 
     ``model`` is a bundle or its folder, ``vocab`` a vocabulary, its file, ``"trained"`` or
     :class:`~devise.vocabularies.GivenLabels`. Yields, in input order, ``{"path", "predictions":
@@ -114,8 +116,10 @@ def predict(images: Iterable[str | Path], model, vocab="trained", *, top: int = 
     softmax itself over the model's own classes (``softmax``); by default the bundle's own
     (:func:`default_method`).
     """
+    from models.data.datasets import expand_image_paths
     from wordnet.base.errors import UsageError
 
+    images = expand_image_paths(images)  # a folder is its images, as on the command line
     if method == "softmax" and (vocab is None or (isinstance(vocab, str) and vocab == DEFAULT)):
         vocab = TRAINED  # the softmax ranks the model's own classes: those are its default labels
     if isinstance(model, (str, Path)):
@@ -138,7 +142,7 @@ def predict(images: Iterable[str | Path], model, vocab="trained", *, top: int = 
         search = vector_index(vocab, on_build=on_index_build).search
     elif temperature is not None:
         search = lambda emb, k: vocab.top_k(emb, k, temperature=temperature)  # noqa: E731
-    return predictions(model, vocab, list(images), top, batch_size, progress=progress, search=search,
+    return predictions(model, vocab, images, top, batch_size, progress=progress, search=search,
                        min_score=min_score, method=method)
 
 

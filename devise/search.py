@@ -42,7 +42,7 @@ def index_images(photos: Sequence[str | os.PathLike], model: str | os.PathLike, 
     from models.index.store import check_output, model_checksum
     from models.index.update import update_index
     from wordnet.base.errors import DatasetError, UsageError
-    from wordnet.base.files import ensure_unlocked, lock_path_for
+    from wordnet.base.files import ensure_unlocked, lock_path_for, names_target
 
     index_path, model_path = Path(output), Path(model)
     shard = Shard.parse(shard) if shard is not None else None
@@ -74,8 +74,9 @@ def index_images(photos: Sequence[str | os.PathLike], model: str | os.PathLike, 
     if on_model is not None:
         on_model(bundle)
     sources = [os.path.abspath(os.path.expanduser(p)) for p in photos]
-    return update_index(bundle, paths, index_path, rebuild=rebuild, sources=sources, batch_size=batch_size,
-                        commit_every=commit_every, shard=shard, progress=progress, method=method)
+    with names_target(index_path):  # a full disk names the index, not a chunk of its journal
+        return update_index(bundle, paths, index_path, rebuild=rebuild, sources=sources, batch_size=batch_size,
+                            commit_every=commit_every, shard=shard, progress=progress, method=method)
 
 
 def merge_indexes(output: str | os.PathLike, parts: Sequence[str | os.PathLike]):

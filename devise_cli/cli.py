@@ -58,11 +58,22 @@ class LazyGroup(click.Group):
             return None
         module, attr = target.split(":")
         try:
-            return getattr(importlib.import_module(module), attr)
+            return show_envvars(getattr(importlib.import_module(module), attr))
         except ModuleNotFoundError as exc:
             if exc.name == module:  # that command is not written yet
                 return None
             raise
+
+
+def show_envvars(command):
+    """Let ``--help`` name each option's ``DEVISE_…`` environment variable (Click's ``show_envvar``),
+    for ``command`` and its sub-commands: set here once rather than on every option."""
+    for param in command.params:
+        if isinstance(param, click.Option) and param.envvar:
+            param.show_envvar = True
+    for sub in getattr(command, "commands", {}).values():
+        show_envvars(sub)
+    return command
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

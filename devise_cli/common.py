@@ -4,9 +4,13 @@ Nothing here imports TensorFlow, gensim or NLTK, so ``devise --help`` stays inst
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -30,19 +34,95 @@ def domain_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        noticed: list[bool] = []
         try:
-            return func(*args, **kwargs)
-        except UsageError as exc:
-            raise click.UsageError(str(exc)) from None
-        except DeviseError as exc:
-            raise click.ClickException(str(exc)) from None
-        except OSError as exc:  # unwritable output folder, full disk, unreadable input...
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
-        except KeyboardInterrupt:
-            raise click.ClickException("interrupted; files already finished were kept") from None
+            with interrupts_noticed(noticed):
+                result = func(*args, **kwargs)
+        except BaseException as exc:
+            error = _click_error(exc, interrupted=bool(noticed))
+            if error is None:
+                raise
+            raise error from None
+        if noticed:  # Ctrl-C landed where Python could not raise it (a __del__): it still ends the command
+            raise click.ClickException(INTERRUPTED)
+        return result
 
     return wrapper
+
+
+@contextlib.contextmanager
+def interrupts_noticed(noticed: list | None = None):
+    """Yield ``noticed`` (a new list by default), made non-empty once Ctrl-C (SIGINT) arrives in the block.
+
+    Python raises ``KeyboardInterrupt`` wherever the main thread is; inside a finaliser
+    (a TensorFlow object's ``__del__`` during clean-up) it cannot propagate, is printed as
+    "Exception ignored" with a traceback, and the command would go on to exit 0. Here the
+    signal is also recorded, and such a swallowed one is not printed, so the caller can
+    end the command as interrupted.
+    """
+    noticed = [] if noticed is None else noticed
+    if threading.current_thread() is not threading.main_thread():
+        yield noticed
+        return
+    previous_hook = sys.unraisablehook
+
+    def on_sigint(signum, frame):
+        noticed.append(True)
+        raise KeyboardInterrupt
+
+    def unraisable(info):
+        if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
+            noticed.append(True)
+            return
+        previous_hook(info)
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main interpreter
+        yield noticed
+        return
+    sys.unraisablehook = unraisable
+    try:
+        yield noticed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook
+
+
+# what to do about an OSError, by errno (the message itself names the file)
+OS_ERROR_ADVICE = {
+    errno.ENOSPC: "free some space there (or write elsewhere) and run the command again; finished files were kept",
+    errno.EDQUOT: "free some space within your quota and run the command again; finished files were kept",
+    errno.EROFS: "write somewhere else",
+    errno.EACCES: "check its permissions (or use another location)",
+    errno.EPERM: "check its permissions (or use another location)",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """The ``Error:`` text of an ``OSError``: the file, what went wrong, and what to do."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    advice = OS_ERROR_ADVICE.get(exc.errno)
+    return f"{where}{exc.strerror or exc}" + (f"; {advice}" if advice else "")
+
+
+INTERRUPTED = "interrupted; files already finished were kept"
+
+
+def _click_error(exc: BaseException, interrupted: bool):
+    """The Click exception ``exc`` becomes, or None to let it through as it is.
+
+    After a Ctrl-C every failure is the interruption: a ``KeyboardInterrupt`` raised inside C
+    code (h5py's lock, a Cython callback) comes out as another exception (``SystemError``)."""
+    if interrupted or isinstance(exc, KeyboardInterrupt):
+        return click.ClickException(INTERRUPTED)
+    if isinstance(exc, UsageError):
+        return click.UsageError(str(exc))
+    if isinstance(exc, DeviseError):
+        return click.ClickException(str(exc))
+    if isinstance(exc, OSError):  # unwritable output folder, full disk, unreadable input...
+        return click.ClickException(os_error_line(exc))
+    return None
 
 
 def echo_json(obj) -> None:

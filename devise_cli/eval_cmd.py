@@ -80,7 +80,8 @@ def _parse_per_class_images(ctx, param, value):
 @model_option
 @click.option("--vocab", "vocab_arg", default="default", show_default=True, envvar="DEVISE_VOCAB",
               help="Candidate labels: 'default' (the model's default labels), 'trained' or a vocabulary .h5 "
-                   "(unseen only = zero-shot; seen + unseen = generalised).")
+                   "(unseen only = zero-shot; seen + unseen = generalised), built with the model's word vectors "
+                   "and --label-text (another is refused).")
 @click.option("--k", "ks", default="1,2,5,10,20", show_default=True, callback=_parse_ks,
               help="Comma-separated k values.")
 @click.option("--hierarchical", is_flag=True,

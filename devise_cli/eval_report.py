@@ -46,6 +46,11 @@ def _title(s: dict) -> str:
     return f"{what} — {s['n_images']} images, {s['n_classes']} classes, {cands} candidates{splits}"
 
 
+def _title_cands(s: dict) -> str:
+    cands = s["candidates"]
+    return str(min(cands)) if isinstance(cands, list) else str(cands)
+
+
 def print_report(report: dict, con) -> None:
     """Per setting: a title line, then one table per metric (rows: methods; columns: k), in %."""
     from rich.table import Table
@@ -67,6 +72,9 @@ def print_report(report: dict, con) -> None:
             for m in methods:
                 table.add_row(m, *(_cell(s["methods"][m], c) for c in kcols))
             con.print(table)
+        if s.get("k_not_scored"):
+            con.print(f"  k = {', '.join(map(str, s['k_not_scored']))} not shown: k >= the {_title_cands(s)} "
+                      f"candidates is 100 % for any method", highlight=False)
         _print_gzsl(s, methods, con)
         cal = s.get("calibration")
         if isinstance(cal, dict):
@@ -160,7 +168,7 @@ def plot(report: dict, path: Path) -> None:
             if c >= len(kinds):
                 axes[r][c].set_axis_off()
                 continue
-            _plot_k(axes[r][c], s, kinds[c], ks)
+            _plot_k(axes[r][c], s, kinds[c], [k for k in ks if k in s["k"]])  # a setting may drop trivial k
     if curves:
         for c in range(ncols):
             ax = axes[-1][c]

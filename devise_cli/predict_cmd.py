@@ -32,7 +32,8 @@ SCORE_KINDS = ("cosine", "softmax")  # --scores
 @model_option
 @click.option("--vocab", "vocab_arg", default="default", show_default=True, envvar="DEVISE_VOCAB",
               help="Candidate labels: 'default' (the model's default labels: the default model's visual nouns, a "
-                   "trained bundle's own labels), 'trained' or a vocabulary .h5 from `devise vocab build`.")
+                   "trained bundle's own labels), 'trained' or a vocabulary .h5 from `devise vocab build` built "
+                   "with the model's word vectors and --label-text (another is refused).")
 @click.option("--top", "-k", default=5, show_default=True, type=click.IntRange(1), help="Predictions per image.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image per line.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), envvar="DEVISE_BATCH_SIZE",

@@ -26,7 +26,7 @@ import numpy as np
 
 from models.net.inference import compiled_inference, eager_inference
 from wordnet.base.errors import BundleError, VocabularyError
-from wordnet.base.files import atomic_write
+from wordnet.base.files import atomic_write, ensure_readable
 from wordnet.scoring.metrics import method_embeddings
 from wordnet.vocab import Vocabulary
 
@@ -238,10 +238,11 @@ def load_bundle(path: str | Path) -> Bundle:
     vocab_path = path / VOCAB_FILE
     if not vocab_path.is_file():
         raise BundleError(f"{vocab_path} is missing; the bundle is damaged, retrain it")
+    ensure_readable(vocab_path)
     try:
         vocab = Vocabulary.load(vocab_path)
-    except VocabularyError as exc:  # its message already names the file
-        raise BundleError(str(exc) if str(vocab_path) in str(exc) else f"{vocab_path}: {exc}") from None
+    except VocabularyError as exc:  # its message already names the file; a bundle's fix is not `vocab build`
+        raise BundleError(bundle_vocab_message(str(exc), vocab_path)) from None
     model = load_model_file(path / MODEL_FILE)
     if int(model.embedding_dim) != vocab.dim or int(model.num_classes) != len(vocab):
         raise BundleError(f"{path}: model.keras and vocab.h5 do not match (retrain the bundle)")
@@ -259,6 +260,7 @@ def load_model_file(model_path: Path):
         raise BundleError(f"{model_path} is missing; the bundle is damaged, retrain it")
     import zipfile
 
+    ensure_readable(model_path)  # is_zipfile says False for a file it may not read: not "corrupt"
     if not zipfile.is_zipfile(model_path):  # Keras would say "File not found" for a truncated file
         raise BundleError(f"{model_path} is corrupt or not a devise model (truncated, or not a .keras zip "
                           f"file); the bundle is damaged, retrain it")
@@ -273,10 +275,21 @@ def load_model_file(model_path: Path):
     return model
 
 
+def bundle_vocab_message(message: str, vocab_path: Path) -> str:
+    """A vocabulary error about a bundle's ``vocab.h5``: the file named, and the bundle's fix (retrain),
+    not the advice for a stand-alone vocabulary (`devise vocab build`)."""
+    message = message if str(vocab_path) in message else f"{vocab_path}: {message}"
+    head, sep, advice = message.rpartition("; ")
+    if sep and "devise vocab build" in advice:
+        message = head
+    return f"{message}; the bundle is damaged, retrain it"
+
+
 def read_config(path: Path) -> dict:
     cfg_path = Path(path) / CONFIG_FILE
     if not cfg_path.is_file():
         raise BundleError(f"{cfg_path} is missing; {path} is not a devise model bundle")
+    ensure_readable(cfg_path)
     try:
         cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -17,6 +17,8 @@ installed: ``pip install 'devise[export]'``).
 """
 from __future__ import annotations
 
+import errno
+import os
 import warnings
 from pathlib import Path
 
@@ -103,6 +105,8 @@ def export_model(model, folder: str | Path, fmt: str, label_vectors=None, k: int
             warnings.simplefilter("ignore", FutureWarning)  # Keras's tf2onnx patch probes np.object
             net.export(str(target), format=keras_format, verbose=False, input_signature=signature)
     except Exception as exc:  # noqa: BLE001 - a converter failure deep in TF/tf2onnx: one line naming the format
+        if exc.__class__.__name__ == "ResourceExhaustedError" and str(folder) in str(exc):  # TF's writer: disk full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder)) from None
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
         raise DeviseError(f"{fmt} export failed ({exc.__class__.__name__}: {first})") from None
     return target

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from models import bundle as B
-from wordnet.base.files import atomic_path
+from wordnet.base.files import atomic_path, staging_folder
 from wordnet.vocab import Vocabulary
 
 IMAGENET_RECIPE = "inception"  # ImageNet models are evaluated on the central 87.5 % of the image
@@ -68,9 +67,8 @@ def write_bundle(out: str | os.PathLike, model, vocab: Vocabulary, config: dict,
 
     out = Path(out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    stage = staging_folder(out)  # its mode follows the umask: a model others can read, like any folder
     try:
-        os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700: a model others can read, like any folder
         vocab.save(stage / B.VOCAB_FILE)
         for name, writer in (extra_files or {}).items():
             writer(stage / name)
@@ -101,9 +99,3 @@ def write_bundle(out: str | os.PathLike, model, vocab: Vocabulary, config: dict,
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

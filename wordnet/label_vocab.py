@@ -65,7 +65,8 @@ def read_descriptions(path: str | os.PathLike) -> dict[str, str]:
     from wordnet.labels import csv_rows
 
     table: dict[str, str] = {}
-    for lineno, row, cells in csv_rows(text, ("class", "text")):
+    for lineno, row, cells in csv_rows(text, ("class", "text"), ("class", "description"), ("label", "text"),
+                                       ("label", "description")):
         if len(cells) < 2 or not cells[0] or not ",".join(cells[1:]).strip():
             raise DeviseError(f"{path}:{lineno}: expected 'class,text' (like: okapi,a zebra-striped "
                               f"forest giraffe), got {','.join(row)!r}")
@@ -142,6 +143,8 @@ def _build(labels, vectors: Path, label_text, descriptions, overrides):
         try:
             synset = resolve_label(wn, label, overrides)
         except UnknownLabelError:
+            if WNID_RE.match(label.strip()) or SYNSET_NAME_RE.match(label.strip()):
+                raise  # an id names a synset or nothing: it is never a phrase to embed
             synset = None
         described = descriptions.get(label)
         shown = label  # words are shown as written, ids by their synset's name

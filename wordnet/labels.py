@@ -80,11 +80,19 @@ def _lookup(wn, label: str):
             return None
     if SYNSET_NAME_RE.match(text):
         try:
-            return wn.synset(text)
+            synset = wn.synset(text)
         except (WordNetError, ValueError):
             return None
-    senses = wn.synsets(normalise(text), pos="n")
+        return synset if synset.pos() == "n" else None  # labels are nouns: run.v.01 names none
+    senses = wn.synsets(normalise(text), pos="n") or wn.synsets(unaccented(normalise(text)), pos="n")
     return senses[0] if senses else None
+
+
+def unaccented(word: str) -> str:
+    """``word`` without its accents (``crème_brûlée`` -> ``creme_brulee``): WordNet's lemma names are ASCII."""
+    import unicodedata
+
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
 
 
 def resolve_label(wn, label: str, overrides: dict[str, str] | None = None):
@@ -102,6 +110,10 @@ def resolve_label(wn, label: str, overrides: dict[str, str] | None = None):
             return synset
     synset = _lookup(wn, label)
     if synset is None:
+        match = SYNSET_NAME_RE.match(label.strip())
+        if match and match.group(1) != "n":
+            raise UnknownLabelError(f"{label.strip()!r} is not a noun synset: labels are nouns (things a picture "
+                                    f"shows); use a noun synset, like dog.n.01")
         raise UnknownLabelError(_unknown_message(wn, [label]))
     return synset
 
@@ -159,14 +171,15 @@ def _unknown_message(wn, labels: list[str]) -> str:
     )
 
 
-def csv_rows(text: str, header: tuple[str, ...]):
+def csv_rows(text: str, header: tuple[str, ...], *also: tuple[str, ...]):
     """``(line number, row, stripped cells)`` of a small CSV file, without blank and ``#`` comment
-    lines and without a first line equal to ``header`` (any case)."""
+    lines and without a first line equal to ``header`` or one of the ``also`` headers (any case)."""
+    headers = (header, *also)
     for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
         cells = [c.strip() for c in row]
         if not cells or not any(cells) or cells[0].startswith("#"):
             continue
-        if lineno == 1 and tuple(c.lower() for c in cells[:len(header)]) == header:
+        if lineno == 1 and any(tuple(c.lower() for c in cells[:len(h)]) == h for h in headers):
             continue
         yield lineno, row, cells
 
@@ -205,7 +218,8 @@ def noun_senses(wn, query: str, overrides: dict[str, str] | None = None, first_o
     explicit = WNID_RE.match(query.strip()) or SYNSET_NAME_RE.match(query.strip())
     if first_only or explicit:
         return [first]
-    return [first] + [s for s in wn.synsets(normalise(query), pos="n") if s != first]
+    senses = wn.synsets(normalise(query), pos="n") or wn.synsets(unaccented(normalise(query)), pos="n")
+    return [first] + [s for s in senses if s != first]
 
 
 def synset_record(synset) -> dict:

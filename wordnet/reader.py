@@ -27,6 +27,7 @@ import warnings
 from pathlib import Path
 
 from wordnet.base.errors import WordNetMissingError
+from wordnet.base.files import names_target
 from wordnet.base.home import data_home
 
 ENV_WORDNET_DIR = "DEVISE_WORDNET_DIR"
@@ -118,6 +119,12 @@ def build_corpus(source: Path, target: Path) -> Path:
         raise _missing_error(source)
     if missing:
         raise _missing_error(source, missing)
+    with names_target(target):  # a full data home is named, not the source file being copied
+        _copy_corpus(source, target)
+    return target
+
+
+def _copy_corpus(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
@@ -133,7 +140,6 @@ def build_corpus(source: Path, target: Path) -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def _find_nltk_wordnet():

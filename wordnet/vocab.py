@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from wordnet.base.errors import DimensionMismatchError, VocabularyError
-from wordnet.base.files import atomic_path
+from wordnet.base.files import atomic_write
 
 FORMAT = "devise-vocabulary"
 FORMAT_VERSION = 1
@@ -162,6 +162,30 @@ class Vocabulary:
                 f"build the vocabulary with the same word vectors"
             )
 
+    def check_same_space(self, reference: "Vocabulary", what: str) -> None:
+        """Raise :class:`VocabularyError` unless this vocabulary was embedded like ``reference``.
+
+        ``reference`` is a model's training vocabulary. Labels embedded with other word
+        vectors (another checksum) or another label text (names vs names + definitions)
+        share the dimension but not the space: every cosine would be meaningless and the
+        predictions silently wrong. Only what both files record is compared, so an
+        in-memory vocabulary without provenance passes.
+        """
+        mine, theirs = self.attrs, reference.attrs
+        name = mine.get("path", "the vocabulary")
+        vectors, ref_vectors = mine.get("vector_checksum") or "", theirs.get("vector_checksum") or ""
+        if vectors and ref_vectors and vectors != ref_vectors:
+            raise VocabularyError(
+                f"{name} was built with word vectors {Path(str(mine.get('vector_source', '?'))).name} but {what} "
+                f"was trained with {Path(str(theirs.get('vector_source', '?'))).name} (a different file): its "
+                f"scores would be meaningless; rebuild it with `devise vocab build ... --vectors "
+                f"{theirs.get('vector_source', 'FILE')}`")
+        text, ref_text = mine.get("label_text") or "", theirs.get("label_text") or ""
+        if text and ref_text and text != ref_text:
+            raise VocabularyError(
+                f"{name} was built with --label-text {text} but {what} was trained with --label-text {ref_text}: "
+                f"its scores would be meaningless; rebuild it with `devise vocab build ... --label-text {ref_text}`")
+
     def top_k(self, embeddings: np.ndarray, k: int, temperature: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:func:`top_k` against this vocabulary's (already normalised) vectors."""
         self.check_dim(np.atleast_2d(embeddings).shape[1], "the embedding")
@@ -177,16 +201,15 @@ class Vocabulary:
         attrs.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat())
         attrs.setdefault("devise_version", _version())
         str_dt = h5py.string_dtype("utf-8")
-        with atomic_path(path) as tmp:
-            with h5py.File(tmp, "w") as f:
-                f.attrs["format"] = FORMAT
-                f.attrs["format_version"] = FORMAT_VERSION
-                f.attrs["dim"] = self.dim
-                for k, v in attrs.items():
-                    f.attrs[k] = v
-                for name in ("wnids", "synsets", "labels", "definitions"):
-                    f.create_dataset(name, data=list(getattr(self, name)), dtype=str_dt)
-                f.create_dataset("vectors", data=self.vectors)
+        with atomic_write(path, "w+b") as fh, h5py.File(fh, "w") as f:  # see atomic_write
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["dim"] = self.dim
+            for k, v in attrs.items():
+                f.attrs[k] = v
+            for name in ("wnids", "synsets", "labels", "definitions"):
+                f.create_dataset(name, data=list(getattr(self, name)), dtype=str_dt)
+            f.create_dataset("vectors", data=self.vectors)
         return path
 
     @classmethod

@@ -128,8 +128,7 @@ def training_dataset(
             image, ok = element(path, orientation, tf.bitcast(rnd, tf.int32), token)
             return (image, ok, pos) if pil else (image, pos)
 
-        ds = tf.data.Dataset.zip(ds, rnd).map(_no_autograph(decode), num_parallel_calls=tf.data.AUTOTUNE,
-                                              deterministic=False)
+        ds = tf.data.Dataset.zip(ds, rnd).map(_no_autograph(decode), **_parallel(deterministic=False))
         streams.append(_drop_failed(ds) if kind == H.PIL else ds.ignore_errors())
         choices.append(np.full(len(keep), lane, np.int64))
     if not streams:
@@ -211,7 +210,7 @@ def inference_dataset(
         image, ok = view(path, kind, orientation, token)
         return image, ok, pos
 
-    ds = _drop_failed(src.dataset().map(_no_autograph(decode), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+    ds = _drop_failed(src.dataset().map(_no_autograph(decode), **_parallel(deterministic=True)))
     fill = _GapFiller(src, log, size)
     recovered = _recovered_fn(size, rec)
 
@@ -355,6 +354,21 @@ def _no_autograph(fn):
     import tensorflow as tf
 
     return tf.autograph.experimental.do_not_convert(fn)
+
+
+def _parallel(deterministic: bool) -> dict:
+    """``Dataset.map``'s parallelism for a map that decodes files: ``tf.data.AUTOTUNE`` calls, or a
+    sequential map while op determinism is on (seeded runs). TensorFlow's determinism rewrite turns
+    such a parallel map (its function reads files, and may call PIL through ``tf.numpy_function``)
+    into a sequential one anyway, and since 2.18 logs an ``E0000 … NodeDef mentions attribute
+    use_unbounded_threadpool`` line each time, through the progress bar; asking for the
+    sequential map it would run gives the same pipeline and says nothing."""
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config  # the public API can only enable it
+
+    if getattr(tf_config, "is_op_determinism_enabled", lambda: False)():
+        return {}
+    return {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": deterministic}
 
 
 def _drop_failed(ds):

@@ -16,7 +16,7 @@ component, as ``sorted()`` orders a folder of ``Path`` objects), so two indexes 
 same files hold the same rows in the same order however they were built: in one
 process, in shards merged afterwards (:mod:`models.index.merge`), or over several
 incremental runs (:mod:`models.index.update`). Every write replaces the whole file
-atomically (:func:`wordnet.base.files.atomic_path`) and gives it a new ``generation``,
+atomically (:func:`wordnet.base.files.atomic_write`) and gives it a new ``generation``,
 which the approximate index kept beside it (:mod:`models.index.approx`) records.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 
 from models.index.scan import BLOCK_BYTES, MappedRows, row_blocks, scan_top_k
 from wordnet.base.errors import DeviseError
-from wordnet.base.files import atomic_path, sha256_file
+from wordnet.base.files import atomic_write, sha256_file
 from wordnet.vocab import plain_attr
 
 FORMAT = "devise-image-index"
@@ -319,18 +319,17 @@ def write_index(path: str | os.PathLike, paths: Sequence[str], sizes, mtimes, em
     meta = {k: v for k, v in attrs.items() if k not in ("path", "generation")}
     meta.update(dim=dim, generation=generation,
                 updated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            for k, v in meta.items():
-                f.attrs[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
-            f.create_dataset("paths", data=list(paths), shape=(n,), dtype=h5py.string_dtype("utf-8"))
-            f.create_dataset("sizes", data=np.asarray(sizes, np.int64).reshape(n))
-            f.create_dataset("mtimes", data=np.asarray(mtimes, np.int64).reshape(n))
-            ds = f.create_dataset("embeddings", shape=(n, dim), dtype=np.float32)  # contiguous: memory-mappable
-            for start, rows in row_blocks(embeddings, block_bytes):
-                ds[start:start + len(rows)] = np.asarray(rows, np.float32)
+    with atomic_write(path, "w+b") as fh, h5py.File(fh, "w") as f:  # see atomic_write
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        for k, v in meta.items():
+            f.attrs[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
+        f.create_dataset("paths", data=list(paths), shape=(n,), dtype=h5py.string_dtype("utf-8"))
+        f.create_dataset("sizes", data=np.asarray(sizes, np.int64).reshape(n))
+        f.create_dataset("mtimes", data=np.asarray(mtimes, np.int64).reshape(n))
+        ds = f.create_dataset("embeddings", shape=(n, dim), dtype=np.float32)  # contiguous: memory-mappable
+        for start, rows in row_blocks(embeddings, block_bytes):
+            ds[start:start + len(rows)] = np.asarray(rows, np.float32)
     return generation
 
 

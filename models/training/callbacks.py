@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from wordnet.base.files import atomic_path, atomic_write
+from wordnet.base.files import atomic_path, atomic_write, ensure_space
 
 HISTORY_COLUMNS = [
     "phase", "epoch", "loss", "val_loss", "accuracy", "val_accuracy",
@@ -154,9 +155,22 @@ class InterruptAfter(keras.callbacks.Callback):
 
 
 def save_weights_atomic(model, path: Path) -> None:
-    """``model.save_weights`` through :func:`atomic_path` (its temporary name keeps ``.weights.h5``)."""
+    """``model.save_weights`` through :func:`atomic_path` (its temporary name keeps ``.weights.h5``),
+    after checking the disk has room for it (:func:`~wordnet.base.files.ensure_space`)."""
+    ensure_space(path, weights_file_bytes(model))
     with atomic_path(path) as tmp:
         model.save_weights(tmp)
+
+
+def weights_file_bytes(model) -> int:
+    """A generous size of ``model``'s ``.weights.h5``: every variable's bytes (the optimizer's too),
+    plus 10 % and 1 MiB of HDF5 structure."""
+    variables = list(model.variables)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and getattr(optimizer, "built", False):
+        variables += list(optimizer.variables)
+    raw = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+    return int(raw * 1.1) + (1 << 20)
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):

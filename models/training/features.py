@@ -40,7 +40,7 @@ import numpy as np
 
 from models.data import headers as H
 from models.data.pipeline import FailureLog, inference_dataset, pad_to_replicas
-from wordnet.base.files import atomic_path, atomic_write
+from wordnet.base.files import atomic_write
 
 CACHE_FORMAT = "devise-features-2"
 _STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # feature model -> {strategy: traced step}
@@ -468,19 +468,18 @@ def _create_partial(partial: Path, key: str, capacity: int, dim: int) -> None:
     """Lay out the partial file once (then closed): later writes only fill rows of its contiguous datasets."""
     import h5py
 
-    with atomic_path(partial) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = CACHE_FORMAT
-            f.attrs["key"] = key
-            f.attrs["capacity"] = capacity
-            rows = max(capacity, 1)
-            for name, shape, dtype in (("features", (rows, dim), np.float16), ("scales", (rows,), np.float32),
-                                       ("index", (rows,), np.int64)):
-                space = h5py.h5s.create_simple(shape)
-                plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-                plist.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-                plist.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
-                h5py.h5d.create(f.id, name.encode(), h5py.h5t.py_create(np.dtype(dtype)), space, dcpl=plist)
+    with atomic_write(partial, "w+b") as fh, h5py.File(fh, "w") as f:  # see atomic_write
+        f.attrs["format"] = CACHE_FORMAT
+        f.attrs["key"] = key
+        f.attrs["capacity"] = capacity
+        rows = max(capacity, 1)
+        for name, shape, dtype in (("features", (rows, dim), np.float16), ("scales", (rows,), np.float32),
+                                   ("index", (rows,), np.int64)):
+            space = h5py.h5s.create_simple(shape)
+            plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            plist.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            plist.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+            h5py.h5d.create(f.id, name.encode(), h5py.h5t.py_create(np.dtype(dtype)), space, dcpl=plist)
 
 
 def _commit(state_file: Path, state: dict) -> None:

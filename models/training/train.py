@@ -58,7 +58,7 @@ from models.training.progress import Reporter
 from models.training.resume_point import STEPS, share_resume_point
 from models.training.resume_point import wanted as _wanted
 from wordnet.base.errors import DatasetError, DeviseError
-from wordnet.base.files import exclusive_lock, lock_path_for, remove_stale_temps
+from wordnet.base.files import exclusive_lock, lock_path_for, remove_stale_temps, staging_folder
 from wordnet.vocab import Vocabulary
 
 
@@ -313,12 +313,11 @@ def _start_bundle(out: Path, cfg, vocab, provenance, train, val) -> None:
     """
     import os
     import shutil
-    import tempfile
 
     for stale in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    stage = staging_folder(out)
     try:
         vocab.save(stage / B.VOCAB_FILE)
         _write_config(stage, cfg, vocab, provenance, train, val, complete=False)

@@ -130,3 +130,63 @@ def test_export_errors_are_one_line(env, tmp_path):
         1, f"Error: {dim4} has 4-d vectors but model {env['bundle']} is 8-d; "
            f"build the vocabulary with the same word vectors\n")
     assert not (tmp_path / "y").exists() and not list(tmp_path.glob(".y.*"))
+
+
+def crop_as_export_json_says(path, info):
+    """The caller's preprocessing, from export.json alone (PIL, as README's onnxruntime example)."""
+    from PIL import Image
+
+    size, crop = info["input"]["shape"][1], info["input"]["crop"]
+    img = Image.open(path).convert("RGB")
+    side = min(img.size) if crop == 1 else max(1, round(min(img.size) * crop))
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    return np.asarray(img.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR), np.float32)
+
+
+def test_an_inception_bundle_exports_the_crop_predict_uses(env, tmp_path):
+    """Bundles trained with the photo recipe are evaluated on the centre 87.5 %: export.json must say
+    so, and the export fed that way must give predict's embeddings (not the whole square's)."""
+    import shutil
+
+    from models.bundle import load_bundle, write_config
+
+    bundle = tmp_path / "photo-bundle"
+    shutil.copytree(env["bundle"], bundle)
+    config = json.loads((bundle / "config.json").read_text())
+    write_config(bundle, {**config, "preprocessing": {"recipe": "inception", "eval_crop": 0.875}})
+    paths = [png(tmp_path / f"{c}.png", c, size=(64, 48)) for c in COLOURS]
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:, :16], img[:, 48:] = 255, 90  # the borders differ from the centre: a different crop embeds differently
+    from PIL import Image
+
+    Image.fromarray(img).save(paths[0])
+    ref = load_bundle(bundle).run(paths, batch_size=4).embeddings
+    out = tmp_path / "exp"
+    res = CliRunner().invoke(main, ["export", str(bundle), "--format", "savedmodel", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    info = json.loads((out / "export.json").read_text())
+    assert info["input"]["crop"] == 0.875
+    x = np.stack([crop_as_export_json_says(p, info) for p in paths])
+    got = run_savedmodel(out, x)["embedding"]
+    assert np.abs(got - ref).max() <= TOL
+
+
+def test_a_single_file_format_given_a_file_name_writes_that_file(tmp_path):
+    from devise.deployment import side_file, single_file
+
+    assert single_file(tmp_path / "model.tflite", "tflite") and single_file(tmp_path / "pets.onnx", "onnx")
+    assert not single_file(tmp_path / "export" / "pets", "tflite")
+    assert not single_file(tmp_path / "model.tflite", "savedmodel")
+    assert side_file(tmp_path / "pets.onnx", "labels.json") == tmp_path / "pets.labels.json"
+
+
+@pytest.mark.slow
+def test_export_to_a_tflite_file(env, tmp_path):
+    target = tmp_path / "pets.tflite"
+    res = CliRunner().invoke(main, ["export", str(env["bundle"]), "--format", "tflite", "-o", str(target),
+                                    "--vocab", str(env["root"] / "labels.h5")])
+    assert res.exit_code == 0, res.output
+    assert target.is_file() and res.stdout.startswith(f"wrote {target} (tflite")
+    assert json.loads((tmp_path / "pets.export.json").read_text())["model"] == "pets.tflite"
+    assert len(json.loads((tmp_path / "pets.labels.json").read_text())) == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pets.export.json", "pets.labels.json", "pets.tflite"]

@@ -41,6 +41,8 @@ def env(tiny_kv, tmp_path_factory):
     root = tmp_path_factory.mktemp("predict_eval")
     seen = make_vocab(tiny_kv, SEEN)
     allv = make_vocab(tiny_kv, SEEN + UNSEEN)
+    for v in (seen, allv):  # provenance as `devise vocab build` records it
+        v.attrs.update(vector_source="/vectors/tiny.kv", vector_checksum="c0ffee", label_text="lemmas")
     model = tiny_model(seen.dim, 3)
     proj = model.get_layer("head_projection")
     proj.set_weights([np.zeros_like(proj.get_weights()[0]), seen.vectors[0]])
@@ -50,6 +52,13 @@ def env(tiny_kv, tmp_path_factory):
     allv.save(root / "all.h5")
     make_vocab(tiny_kv, UNSEEN).save(root / "unseen.h5")
     make_vocab(tiny_kv, SEEN, dim=8).save(root / "dim8.h5")
+    for name, attrs in (("other_vectors", dict(vector_source="/vectors/other.bin", vector_checksum="bad",
+                                               label_text="lemmas")),
+                        ("other_text", dict(vector_source="/vectors/tiny.kv", vector_checksum="c0ffee",
+                                            label_text="lemmas+definition"))):
+        other = make_vocab(tiny_kv, SEEN + UNSEEN)  # same labels, same dimension: only the provenance differs
+        other.attrs.update(attrs)
+        other.save(root / f"{name}.h5")
     data = root / "data"
     for cls, colours in (("dog", ["red", "blue"]), ("cat", ["green", "white"]), ("tiger.n.02", ["black", "gray"])):
         for i, c in enumerate(colours):
@@ -130,6 +139,24 @@ def test_predict_exact_errors(env, tmp_path):
     assert (res.exit_code, res.stderr) == (1, f"Error: {tmp_path / 'nothing.png'}: no such file or folder\n")
 
 
+def test_predict_and_eval_refuse_a_vocabulary_from_other_vectors_or_label_text(env):
+    """Same labels, same dimension, other word vectors or label text: cosines in another space would
+    rank silently wrong labels, so predict and eval refuse with one line naming both sides."""
+    vocab = env["root"] / "other_vectors.h5"
+    for cmd in (("predict", env["imgs"][0]), ("eval", env["data"])):
+        res = invoke(*cmd, "--model", env["bundle"], "--vocab", vocab)
+        assert res.exit_code == 1, res.output
+        assert res.stderr == (f"Error: {vocab} was built with word vectors other.bin but model {env['bundle']} was "
+                              f"trained with tiny.kv (a different file): its scores would be meaningless; rebuild it "
+                              f"with `devise vocab build ... --vectors /vectors/tiny.kv`\n")
+    vocab = env["root"] / "other_text.h5"
+    res = invoke("predict", env["imgs"][0], "--model", env["bundle"], "--vocab", vocab)
+    assert res.exit_code == 1
+    assert res.stderr.startswith(f"Error: {vocab} was built with --label-text lemmas+definition but model "
+                                 f"{env['bundle']} was trained with --label-text lemmas")
+    assert res.stderr.count("\n") == 1
+
+
 def test_predict_methods_against_numpy(env):
     """conse, combined and softmax rank as the NumPy formulas say, from one bundle's two heads."""
     seen, allv = env["seen"], env["all"]
@@ -176,18 +203,18 @@ def test_eval_json_against_numpy(env, tmp_path):
 
     dev = rank_of(allv.vectors, seen.vectors[0])
     conse = rank_of(allv.vectors, (PROBS[:, None] * seen.vectors).sum(axis=0))
-    soft = [0, 1, 2]  # softmax over the training labels, constant
+    assert "softmax" not in rep["methods"]  # it knows 3 of the 6 candidates: no row in their table
     assert (rep["n_images"], rep["candidates"], rep["k"], rep["n_failed"]) == (6, 6, [1, 2, 5], 0)
     for k in (1, 2, 5):
         assert rep["methods"]["devise"][f"hit@{k}"] == pytest.approx(hits(dev, truth, k), abs=1e-6)
         assert rep["methods"]["conse"][f"hit@{k}"] == pytest.approx(hits(conse, truth, k), abs=1e-6)
-        assert rep["methods"]["softmax"][f"hit@{k}"] == pytest.approx(hits(soft, [0, 0, 1, 1, -1, -1], k), abs=1e-6)
         assert rep["methods"]["chance"][f"hit@{k}"] == pytest.approx(k / 6, abs=1e-6)
         lo, hi = rep["methods"]["devise"][f"hit@{k}_ci"]
         assert lo <= rep["methods"]["devise"][f"hit@{k}"] <= hi
     z = rep["settings"]["zsl"]  # the tiger images against wolf, tiger, truck
     z_order = rank_of(allv.vectors[3:], seen.vectors[0])
-    assert (z["n_images"], z["candidates"]) == (2, 3)
+    assert (z["n_images"], z["candidates"], z["k"], z["k_not_scored"]) == (2, 3, [1, 2], [5])
+    assert "k = 5 not shown: k >= the 3 candidates is 100 % for any method" in res.stdout
     assert z["methods"]["devise"]["hit@1"] == pytest.approx(hits(z_order, [1, 1], 1), abs=1e-6)
     assert "gzsl" not in rep["settings"]  # seen + unseen is exactly the given vocabulary
     assert rep["candidate_kind"] == "gzsl"

@@ -503,10 +503,11 @@ def test_shard_option_errors_and_predict_shard(env, tmp_path):
 
     res = invoke("index", env["photos"], "--model", env["bundle"], "--output", tmp_path / "x.h5", "--shard", "2/2")
     assert res.exit_code == 2 and res.stderr.splitlines()[-1] == (
-        "Error: Invalid value for '--shard': shard 2/2 is not I/N with 0 <= I < N (e.g. --shard 0/4 ... --shard 3/4)")
+        "Error: Invalid value for '--shard' (env var: 'DEVISE_SHARD'): shard 2/2 is not I/N with 0 <= I < N "
+        "(e.g. --shard 0/4 ... --shard 3/4)")
     res = invoke("predict", env["photos"], "--model", env["bundle"], "--shard", "half")
     assert res.exit_code == 2 and res.stderr.splitlines()[-1] == (
-        "Error: Invalid value for '--shard': shard 'half' is not I/N with 0 <= I < N "
+        "Error: Invalid value for '--shard' (env var: 'DEVISE_SHARD'): shard 'half' is not I/N with 0 <= I < N "
         "(e.g. --shard 0/4 ... --shard 3/4)")
     seen = []
     for i in range(3):

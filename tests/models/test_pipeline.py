@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -272,3 +273,28 @@ def test_cached_scan_reuses_its_file_for_the_same_manifest(tmp_path, plain):
     other = H.cached_scan(paths[:2], cache)  # another path list: scanned again, file replaced
     assert len(other) == 2 and cache.stat().st_mtime_ns != cache_mtime
     assert H.manifest_digest(paths) != H.manifest_digest(paths, [0, 1, 2])
+
+
+def test_a_seeded_run_s_pipelines_log_nothing(tmp_path):
+    """With op determinism on (every seeded run), TensorFlow rewrites a parallel decoding map into a
+    sequential one and logs an E0000 "use_unbounded_threadpool" line for each, three per `train`,
+    through its progress bar: the pipelines ask for the sequential map themselves."""
+    import os
+    import subprocess
+    import sys
+
+    for i, colour in enumerate(("red", "blue", "green")):
+        Image.new("RGB", (40, 30), colour).save(tmp_path / f"{i}.png")
+    code = (
+        "import sys, tensorflow as tf\n"
+        "tf.config.experimental.enable_op_determinism()\n"
+        "from pathlib import Path\n"
+        "from models.data.pipeline import FailureLog, inference_dataset\n"
+        "paths = sorted(Path(sys.argv[1]).glob('*.png'))\n"
+        "print(sum(len(x) for x, _ in inference_dataset(paths, 16, 2, log=FailureLog())))\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "3"
+    assert "use_unbounded_threadpool" not in out.stderr

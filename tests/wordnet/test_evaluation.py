@@ -56,8 +56,7 @@ def test_given_setting_hand_computed():
     assert (m["devise"]["hit@1"], m["devise"]["hit@2"]) == (0.5, 0.75)
     assert m["devise"]["hp@1"] == m["devise"]["hit@1"]
     assert m["devise"]["hp@2"] == 0.75  # (2/2 + 1/2 + 2/2 + 1/2) / 4
-    assert (m["softmax"]["hit@1"], m["softmax"]["hit@2"], m["softmax"]["candidates"]) == (0.25, 0.5, 3)
-    assert m["softmax"]["hp@2"] == 0.5  # scored against the training labels' hierarchy
+    assert "softmax" not in m  # it can rank its 3 training labels, not these 5 candidates
     assert m["conse"]["hit@1"] == 0.25
     assert (m["chance"]["hit@1"], m["chance"]["hit@2"]) == (0.2, 0.4)
     assert m["chance"]["hp@2"] == 0.4  # every ground-truth set for k=2 holds 2 of 5 candidates
@@ -65,9 +64,34 @@ def test_given_setting_hand_computed():
     assert list(rep["settings"]) == ["zsl"]
     z = rep["settings"]["zsl"]
     assert (z["n_images"], z["candidates"], z["methods"]["devise"]["hit@1"]) == (2, 2, 1.0)
-    assert z["methods"]["softmax"]["hit@1"] == 0.0
+    assert "softmax" not in z["methods"]
+    assert z["k"] == [1] and z["k_not_scored"] == [2]  # hit@2 of 2 candidates is 100 % for anything
+    assert "hit@2" not in z["methods"]["devise"] and "hp@2" not in z["methods"]["chance"]
     assert (rep["n_seen_images"], rep["n_unseen_images"]) == (2, 2)
     json.dumps(rep)  # JSON-ready
+
+
+def test_softmax_is_scored_over_the_candidates_only_when_it_knows_them_all():
+    """Over its training labels the softmax row is comparable; over other candidates it would be
+    scored against its own 3 labels and stand in a table of 5 (hp@2 = 50 % beside hit@k = 0)."""
+    rep = ev.evaluate(OUT, TRAINING, TRAINING, opts(), gt_factory)
+    s = rep["methods"]["softmax"]
+    # top-1 n1 (right), n3 (n2 image: second), n1 and n3 for the n4, n5 images (not candidates: misses)
+    assert (s["hit@1"], s["hit@2"], s["candidates"]) == (0.25, 0.5, 3)
+    two = vocab(["n2", "n1"])  # a subset, in another order: probabilities follow their labels
+    rep = ev.evaluate(OUT, two, TRAINING, opts(hierarchical=False, ks=(1,)), None)
+    # the n1 image: 0.8 vs 0.1, right; the n2 image: n2 0.2 beats n1 0.1 once n3 is no candidate
+    assert (rep["methods"]["softmax"]["hit@1"], rep["methods"]["softmax"]["candidates"]) == (0.5, 2)
+    rep = ev.evaluate(OUT, CANDS, TRAINING, opts(), gt_factory)
+    assert "softmax" not in rep["methods"] and "softmax" not in rep["settings"]["zsl"]["methods"]
+    assert "softmax is shown only where every candidate is a training label" in rep["notes"][0]
+
+
+def test_k_at_least_the_candidates_is_not_a_result():
+    rep = ev.evaluate(OUT, TRAINING, TRAINING, opts(ks=(1, 2, 3, 5)), gt_factory)
+    assert rep["k"] == [1, 2] and rep["k_not_scored"] == [3, 5]
+    assert sorted(c for c in rep["methods"]["devise"] if "@" in c) == [
+        "hit@1", "hit@2", "hp@1", "hp@2", "mean_per_class_hit@1", "mean_per_class_hit@2"]
 
 
 def test_calibrated_stacking_rows():
@@ -139,8 +163,8 @@ def test_auto_calibration_without_seen_images_says_why_it_is_missing():
     unseen_only = OUT.take(np.array([False, False, True, True]))
     rep = ev.evaluate(unseen_only, CANDS, TRAINING, opts(hierarchical=False, calibration="auto"), None)
     assert "devise+cal" not in rep["methods"]
-    assert rep["notes"] == ["calibrated stacking skipped: no validation image to choose gamma on; "
-                            "pass --calibration GAMMA or --calibration-data DIR"]
+    assert rep["notes"][0] == ("calibrated stacking skipped: no validation image to choose gamma on; "
+                               "pass --calibration GAMMA or --calibration-data DIR")
 
 
 def test_per_class_means_seen_unseen_h_and_ausuc_by_hand():
@@ -160,7 +184,7 @@ def test_per_class_means_seen_unseen_h_and_ausuc_by_hand():
     # gamma 0.2 flips the n4 image to n4: S 1/2, U 1, H = 2 x 0.5 / 1.5
     cal = rep["methods"]["devise+cal"]
     assert (cal["S"], cal["U"], cal["H"]) == (0.5, 1.0, pytest.approx(2 / 3, abs=1e-6))
-    assert "AUSUC" not in cal and "S" not in rep["methods"]["softmax"]  # softmax sees only training labels
+    assert "AUSUC" not in cal and "softmax" not in rep["methods"]  # softmax sees only training labels
     lo, hi = d["mean_per_class_hit@1_ci"]
     assert lo <= 0.5 <= hi
     # zsl: unseen candidates only, so no S/U/H there

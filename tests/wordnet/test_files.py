@@ -278,7 +278,7 @@ def _copy(bundle, tmp_path, name, data):
                          "the bundle is damaged, retrain it"),
     ("model.keras", 0.0, "{p} is corrupt or not a devise model (truncated, or not a .keras zip file); "
                          "the bundle is damaged, retrain it"),
-    ("vocab.h5", 0.5, "{p} is corrupt or truncated (OSError); rebuild it with `devise vocab build`"),
+    ("vocab.h5", 0.5, "{p} is corrupt or truncated (OSError); the bundle is damaged, retrain it"),
     ("config.json", 0.5, "{p} is corrupt (JSONDecodeError); retrain the bundle"),
 ])
 def test_predict_with_a_truncated_bundle_file_is_one_error_line(bundle, tmp_path, name, cut, message):

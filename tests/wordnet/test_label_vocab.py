@@ -88,3 +88,19 @@ def test_second_call_comes_from_the_cache_without_vectors_or_wordnet(tiny_kv_fil
     assert notes and notes[0].startswith("'guitar piano' is not a WordNet noun")  # said on cached calls too
     with pytest.raises(AssertionError):  # another label text is another cache entry
         lv.labels_vocabulary(["wolf", "guitar piano"], tiny_kv_file, label_text="lemmas+gloss")
+
+
+def test_an_unknown_id_is_unknown_not_a_phrase_without_a_vector(tiny_kv_file):
+    """n99999999 or foo.n.01 name a synset or nothing: "no vector" would send the user to other vectors."""
+    from wordnet.base.errors import UnknownLabelError
+
+    for label in ("n99999999", "foo.n.01"):
+        with pytest.raises(UnknownLabelError, match=f"unknown label: '{label}'"):
+            lv.labels_vocabulary(["dog", label], tiny_kv_file, cache=False)
+
+
+@pytest.mark.parametrize("header", ["class,description", "Label,Text", "label,description"])
+def test_a_descriptions_header_is_not_a_label(tmp_path, header):
+    d = tmp_path / "d.csv"
+    d.write_text(f"{header}\ntiger,a big feline\n")
+    assert lv.read_descriptions(d) == {"tiger": "a big feline"}

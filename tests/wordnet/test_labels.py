@@ -185,3 +185,18 @@ def test_synset_record_has_the_longest_hypernym_path_root_first(wn):
     assert (record["wnid"], record["synset"], record["label"]) == ("n02128757", "snow_leopard.n.01", "snow leopard")
     assert record["lemmas"] == ["snow_leopard", "ounce", "Panthera_uncia"]
     assert record["hypernym_path"][0] == "entity.n.01" and record["hypernym_path"][-1] == "big_cat.n.01"
+
+
+def test_a_verb_synset_is_not_a_label(wn):
+    from wordnet import vocab_build
+
+    with pytest.raises(UnknownLabelError, match=r"'run.v.01' is not a noun synset: labels are nouns"):
+        resolve_label(wn, "run.v.01")
+    with pytest.raises(UnknownLabelError, match="is not a noun synset"):
+        vocab_build.subtree_synsets(wn, "run.v.01")  # `vocab build --subtree run.v.01` built verbs
+
+
+@pytest.mark.parametrize("label, name", [("café", "cafe.n.01"), ("crème brûlée", "creme_brulee.n.01"),
+                                         ("Crème Brûlée", "creme_brulee.n.01")])
+def test_accented_labels_find_their_unaccented_lemma(wn, label, name):
+    assert resolve_label(wn, label).name() == name

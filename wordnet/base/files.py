@@ -10,10 +10,12 @@ the first one's. :func:`sha256_file` is the one place a file's SHA-256 is comput
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import os
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -26,6 +28,23 @@ TEMP_MARK = ".tmp"
 _TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[^.]+){0,2}$")
 
 
+# errors about the place written to, not about a file the writer happened to be touching
+TARGET_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+@contextlib.contextmanager
+def names_target(target: str | os.PathLike) -> Iterator[None]:
+    """Re-raise a full disk (or quota, read-only filesystem, too big a file) inside the block as an
+    ``OSError`` naming ``target``: what the user asked to write, not the temporary file or the
+    source file a copy was reading when the write failed."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in TARGET_ERRNOS and exc.filename != str(target):
+            raise OSError(exc.errno, os.strerror(exc.errno), str(target)) from exc
+        raise
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
@@ -36,28 +55,82 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     block leaves only that hidden temporary file behind (see :func:`remove_stale_temps`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=TEMP_MARK + "".join(path.suffixes[-2:]), dir=path.parent
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
-    tmp_path.unlink()  # let the writer create it (h5py/keras refuse some existing files)
+    with names_target(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=TEMP_MARK + "".join(path.suffixes[-2:]), dir=path.parent
+        )
+        os.close(fd)
+        tmp_path = Path(tmp)
+        tmp_path.unlink()  # let the writer create it (h5py/keras refuse some existing files)
+        try:
+            yield tmp_path
+            os.replace(tmp_path, path)
+        except BaseException:
+            _abandon(tmp_path)
+            raise
+
+
+def _abandon(tmp: Path) -> None:
+    """Remove a failed writer's temporary file."""
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+
+
+def ensure_space(path: str | os.PathLike, nbytes: int) -> None:
+    """Raise ``OSError(ENOSPC)`` naming ``path`` unless its filesystem has ``nbytes`` free.
+
+    For writers that cannot fail cleanly: HDF5's own file driver (``keras.Model.save_weights``)
+    leaves handles behind on a full disk that crash the interpreter as it exits, so the space
+    is checked before such a write rather than discovered during it.
+    """
+    path = Path(path)
+    folder = path.parent if path.parent.is_dir() else path.parent.parent
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
+        free = shutil.disk_usage(folder).free
+    except OSError:  # cannot tell: let the write itself find out
+        return
+    if free < nbytes:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator:
-    """Open a temporary file for writing; it replaces ``path`` only when closed cleanly."""
+    """Open a temporary file for writing; it replaces ``path`` only when closed cleanly.
+
+    HDF5 files are written through it too (``atomic_write(path, "w+b")`` handed to
+    ``h5py.File``): HDF5 then writes through this Python file object, so a full disk raises
+    an ordinary ``OSError`` (ENOSPC), where HDF5's own C file driver leaves a file that cannot
+    be closed and whose handles crash the interpreter as it exits (a segmentation fault).
+    """
     with atomic_path(path) as tmp:
         with open(tmp, mode, **kwargs) as fh:
             yield fh
+
+
+def staging_folder(final: str | os.PathLike) -> Path:
+    """A new hidden folder beside ``final`` to build it in, then rename onto it.
+
+    ``tempfile.mkdtemp`` makes it ``drwx------`` whatever the umask (right for a private
+    scratch folder, wrong for one that becomes a shared model bundle or export): its mode
+    is set as ``mkdir`` would have set it, so other users read the result as any other file.
+    """
+    final = Path(final)
+    folder = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=TEMP_MARK, dir=final.parent))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    return folder
+
+
+def ensure_readable(path: str | os.PathLike) -> None:
+    """Raise the ``OSError`` (``PermissionError``...) of opening ``path`` for reading, if any.
+
+    For readers that turn any failure into "corrupt, rebuild it": a file that is merely
+    unreadable must be reported as such, with the reason, not condemned.
+    """
+    with open(path, "rb"):
+        pass
 
 
 def sha256_file(path: str | os.PathLike, digest=None):
@@ -128,12 +201,21 @@ def exclusive_lock(path: str | os.PathLike, what: str = "") -> Iterator[Path]:
     The file is removed on release.
     """
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = _acquire(path, what or str(path))
+    with names_target(guarded_by(path)):  # a full disk names the folder being written, not its lock
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = _acquire(path, what or str(path))
     try:
         yield path
     finally:
         _release(path, fd)
+
+
+def guarded_by(lock: Path) -> Path:
+    """The folder a lock made by :func:`lock_path_for` guards (any other lock file: itself)."""
+    name = lock.name
+    if name.startswith(".") and name.endswith(".lock") and len(name) > len("..lock"):
+        return lock.parent / name[1:-len(".lock")]
+    return lock
 
 
 def lock_holder(path: str | os.PathLike) -> int | None:
@@ -203,9 +285,13 @@ def _acquire(path: Path, what: str, create: bool = True) -> int:
         if not create:
             raise FileNotFoundError(path)
     if create:
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:  # a full disk: give the lock back rather than leave an empty lock file
+            _release(path, fd)
+            raise
     return fd
 
 

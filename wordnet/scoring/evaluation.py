@@ -221,11 +221,10 @@ def score_setting(out: Outputs, cands: Vocabulary, training: Vocabulary, opts: E
             results[f"{name}+cal"] = per_image(topk, true, gt)
             top1[f"{name}+cal"] = (topk[:, 0] == true).astype(np.float64)
             method_cands[f"{name}+cal"] = len(cands)
-    if out.probs is not None and "softmax" in opts.baselines:
-        t_true = np.array([training.index(w) if w in training else -1 for w in out.true_wnids])
-        topk = metrics.top_k_from_scores(out.probs, kmax)[0]
-        results["softmax"] = per_image(topk, t_true, gt_factory(training.wnids) if opts.hierarchical else None)
-        method_cands["softmax"] = len(training)
+    if out.probs is not None and "softmax" in opts.baselines and softmax_covers(cands, training):
+        topk = metrics.top_k_from_scores(softmax_over(out.probs, cands, training), kmax)[0]
+        results["softmax"] = per_image(topk, true, gt)
+        method_cands["softmax"] = len(cands)
     chance = [metrics.chance_hit_matrix(true, len(cands), ks)]
     if opts.hierarchical:
         chance.append(metrics.chance_hp_matrix(out.true_wnids, len(cands), ks, gt))
@@ -237,6 +236,40 @@ def score_setting(out: Outputs, cands: Vocabulary, training: Vocabulary, opts: E
             "n_classes": len(set(out.true_wnids)), "cand_wnids": frozenset(cands.wnids),
             "not_candidates": int((true < 0).sum()), "top1": top1, "truth_seen": truth_seen,
             "mixed": bool(mixed), "curves": curves, "devise_top1": devise_top1}
+
+
+def softmax_covers(cands: Vocabulary, training: Vocabulary) -> bool:
+    """Whether the softmax baseline can rank ``cands``: only when every candidate is one of its
+    training labels. Scored over its training labels instead, it would stand in a table of other
+    candidates with figures that are not comparable (hp@k of 6 labels in a 1,570-label table)."""
+    return all(w in training for w in cands.wnids)
+
+
+def softmax_over(probs: np.ndarray, cands: Vocabulary, training: Vocabulary) -> np.ndarray:
+    """The softmax probabilities of the candidates, in candidate order (every one a training label)."""
+    return probs[:, [training.index(w) for w in cands.wnids]]
+
+
+def drop_trivial_ks(summary: dict) -> dict:
+    """Remove the k that are not results from a :func:`summarise` output: with k >= the number of
+    candidates every method scores hit@k = 100 %. The smallest k stays, so a table is never empty;
+    the removed ones are listed under ``k_not_scored``."""
+    cands = summary["candidates"]
+    fewest = min(cands) if isinstance(cands, list) else cands
+    ks = summary["k"]
+    drop = [k for k in ks if k >= fewest and k != min(ks)]
+    if not drop:
+        return summary
+    gone = {f"{kind}{k}" for k in drop for kind in ("hit@", "hp@", "mean_per_class_hit@")}
+    for entry in summary["methods"].values():
+        for key in list(entry):
+            if key in gone or (key.endswith("_ci") and key[:-3] in gone):
+                del entry[key]
+    summary["k"] = [k for k in ks if k not in drop]
+    summary["k_not_scored"] = drop
+    for sub in summary.get("splits", []):
+        drop_trivial_ks(sub)
+    return summary
 
 
 def seen_unseen_accuracy(top1: np.ndarray, truth_seen: np.ndarray, classes: Sequence[str]) -> dict:
@@ -317,7 +350,7 @@ def summarise(scored: Sequence[dict], classes: Sequence[Sequence[str]], opts: Ev
     if len(scored) > 1:
         result["n_splits"] = len(scored)
         result["candidates"] = [s["candidates"] for s in scored]
-    return result
+    return drop_trivial_ks(result)
 
 
 def per_class_rows(scored: dict, out: Outputs, cands: Vocabulary, opts: EvalOptions, wrong: int = 3) -> list[dict]:
@@ -416,6 +449,9 @@ def evaluate(out: Outputs, cands: Vocabulary, training: Vocabulary, opts: EvalOp
     if opts.calibration == "auto" and (mixed or zsl) and not val.true_wnids:
         report["notes"].append("calibrated stacking skipped: no validation image to choose gamma on; "
                                "pass --calibration GAMMA or --calibration-data DIR")
+    if out.probs is not None and "softmax" in opts.baselines and not in_training.all():
+        report["notes"].append("softmax is shown only where every candidate is a training label: it cannot "
+                               "rank labels it was not trained on")
     report["candidate_kind"] = "seen" if in_training.all() else "zsl" if not in_training.any() else "gzsl"
     report["n_seen_images"] = int(truth_seen.sum())
     report["n_unseen_images"] = int((~truth_seen).sum())
