@@ -23,3 +23,18 @@ def data_home() -> Path:
         home = Path(platformdirs.user_data_dir("devise", appauthor=False))
     home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+def installed_dir(folder: str | os.PathLike | None, env: str, defaults, what: str, how_to_get: str) -> Path:
+    """The folder an installed package's files live in: ``folder`` if given, else ``$env``, else the first of
+    ``defaults`` that exists; :class:`~wordnet.base.errors.DatasetError` naming every place tried otherwise."""
+    from wordnet.base.errors import DatasetError
+
+    candidates = [Path(folder).expanduser()] if folder else []
+    if os.environ.get(env):
+        candidates.append(Path(os.environ[env]).expanduser())
+    candidates += [Path(p) for p in defaults]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise DatasetError(f"{what} is not installed ({', '.join(str(c) for c in candidates)} not found); {how_to_get}")

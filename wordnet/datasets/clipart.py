@@ -96,15 +96,9 @@ def read_clipart_table(path: str | Path | None = None) -> list[Drawing]:
 
 def clipart_dir(folder: str | os.PathLike | None = None) -> Path:
     """The installed PNG folder: ``folder``, ``$DEVISE_CLIPART_DIR`` or Debian's; :class:`DatasetError` if none."""
-    candidates = [Path(folder).expanduser()] if folder else []
-    if os.environ.get(ENV_CLIPART_DIR):
-        candidates.append(Path(os.environ[ENV_CLIPART_DIR]).expanduser())
-    candidates += [Path(p) for p in CLIPART_DIRS]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    raise DatasetError(f"Open Clip Art is not installed ({', '.join(str(c) for c in candidates)} not found); "
-                       f"{HOW_TO_GET}")
+    from wordnet.base.home import installed_dir
+
+    return installed_dir(folder, ENV_CLIPART_DIR, CLIPART_DIRS, "Open Clip Art", HOW_TO_GET)
 
 
 def benchmark_concept(wn, synset: str, concepts: list[Concept]) -> Concept | None:

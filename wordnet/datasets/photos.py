@@ -295,15 +295,9 @@ def gcompris_dir(folder: str | os.PathLike | None = None) -> Path:
     """The installed ``.rcc`` folder: ``folder``, ``$DEVISE_GCOMPRIS_DIR`` or Debian's.
 
     :class:`DatasetError` if there is none."""
-    candidates = [Path(folder).expanduser()] if folder else []
-    if os.environ.get(ENV_GCOMPRIS_DIR):
-        candidates.append(Path(os.environ[ENV_GCOMPRIS_DIR]).expanduser())
-    candidates += [Path(p) for p in GCOMPRIS_DIRS]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    raise DatasetError(f"GCompris' data is not installed ({', '.join(str(c) for c in candidates)} not found); "
-                       f"{HOW_TO_GET}")
+    from wordnet.base.home import installed_dir
+
+    return installed_dir(folder, ENV_GCOMPRIS_DIR, GCOMPRIS_DIRS, "GCompris' data", HOW_TO_GET)
 
 
 def _gcompris_copyright(rcc_dir: Path, path: str | os.PathLike | None) -> Path | None:
