@@ -61,8 +61,8 @@ def interrupts_noticed(noticed: list | None = None):
     end the command as interrupted.
     """
     noticed = [] if noticed is None else noticed
-    if threading.current_thread() is not threading.main_thread():
-        yield noticed
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield noticed  # another thread cannot set handlers; a process told to ignore Ctrl-C (nohup, &) keeps to it
         return
     previous_hook = sys.unraisablehook
 

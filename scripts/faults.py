@@ -110,12 +110,19 @@ class Case:
         return f"{self.group:<10} {self.name:<34} exit {self.code!s:<4} {verdict:<5}  {last[:110]}"
 
 
+def _ctrl_c_default() -> None:
+    """In the child: Ctrl-C's default disposition, as at a terminal, even when this script runs with SIGINT
+    ignored (``nohup``, ``&``), which the child would inherit and, as every program should, keep to."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def devise(args, env, *, unreadable=(), slow=0.0, signal_at=None, timeout=600, prefix=()) -> tuple[int, str]:
     """Run ``devise args`` (after ``prefix``, e.g. ``unshare -U``); ``signal_at(proc, seconds) -> signal or
     None`` is polled every 20 ms until it sends one."""
     env = dict(env, DEVISE_FAULT_UNREADABLE=os.pathsep.join(map(str, unreadable)), DEVISE_FAULT_SLOW=str(slow))
     proc = subprocess.Popen([*prefix, sys.executable, "-c", DRIVER, *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_ctrl_c_default)
     sent = None
     if signal_at is not None:
         start = time.monotonic()

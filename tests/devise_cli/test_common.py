@@ -5,6 +5,7 @@ import os
 import signal
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from devise_cli.common import domain_errors
@@ -54,7 +55,16 @@ def cleanup():
     click.echo("finished")
 
 
-def test_a_ctrl_c_inside_a_finaliser_still_ends_the_command(capfd):
+@pytest.fixture
+def ctrl_c_interrupts():
+    """Ctrl-C's default handler for the test, whatever the runner inherited (a job started with ``&`` or
+    nohup ignores SIGINT); the inherited one is put back after."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, inherited)
+
+
+def test_a_ctrl_c_inside_a_finaliser_still_ends_the_command(capfd, ctrl_c_interrupts):
     """Python cannot raise KeyboardInterrupt out of __del__: it prints a traceback and goes on, and
     the command used to exit 0. It must end as interrupted, without the traceback."""
     result = CliRunner().invoke(cleanup, [])
@@ -62,6 +72,16 @@ def test_a_ctrl_c_inside_a_finaliser_still_ends_the_command(capfd):
     assert result.output.endswith("Error: interrupted; files already finished were kept\n")
     assert "Exception ignored" not in capfd.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
+def test_a_command_told_to_ignore_ctrl_c_keeps_ignoring_it():
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        result = CliRunner().invoke(cleanup, [])
+        assert (result.exit_code, result.output) == (0, "finished\n")  # the signal sent was ignored
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def test_a_full_disk_names_the_file_and_what_to_do(tmp_path):
@@ -89,6 +109,6 @@ def interrupted_in_c_code():
         raise SystemError("<cyfunction FastRLock.__exit__> returned a result with an exception set") from exc
 
 
-def test_a_ctrl_c_turned_into_another_exception_by_c_code_still_reads_interrupted():
+def test_a_ctrl_c_turned_into_another_exception_by_c_code_still_reads_interrupted(ctrl_c_interrupts):
     result = CliRunner().invoke(interrupted_in_c_code, [])
     assert (result.exit_code, result.output) == (1, "Error: interrupted; files already finished were kept\n")
