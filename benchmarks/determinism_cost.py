@@ -31,7 +31,8 @@ def main() -> None:
     args = p.parse_args()
     import keras
 
-    from models.data.pipeline import FailureLog, training_dataset
+    from models.data.failures import FailureLog
+    from models.data.tfdata import training_dataset
     from models.net.devise_model import DeviseModel
     from models.training.distribute import determinism
 

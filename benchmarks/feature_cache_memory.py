@@ -1,6 +1,6 @@
 """Phase-1 peak memory: the head trained on a 150K x 2,048 feature cache, streamed vs loaded whole.
 
-Builds a synthetic cache in devise's format (``models.training.features.write_cache``:
+Builds a synthetic cache in devise's format (``models.data.feature_file.write_cache``:
 float16 rows scaled per row) of ROWS x 2,048 features (ResNet50's pooled width), then in
 fresh processes, side by side:
 
@@ -51,7 +51,8 @@ mode, path, rows, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.ar
 import keras
 from models.net.devise_model import DeviseModel
 from models.net.losses import HingeRankLoss, HitAtK
-from models.training.features import FeatureCache
+from models.data.feature_file import FeatureCache
+from models.data.inputs import input_for
 
 model = DeviseModel(backbone="resnet50", embedding_dim=300, num_classes=%(classes)d, image_size=32)
 vectors = np.random.default_rng(0).normal(size=(%(classes)d, 300)).astype(np.float32)
@@ -67,7 +68,8 @@ baseline = rss_kb("VmRSS")
 open("/proc/self/clear_refs", "w").write("5")  # peak := current
 t = time.perf_counter()
 if mode == "streamed":
-    history = head.fit(cache.dataset(labels, batch, shuffle=True, drop_remainder=True), epochs=1, verbose=0)
+    history = head.fit(input_for().feature_stream(cache, labels, batch, shuffle=True, drop_remainder=True), epochs=1,
+                       verbose=0)
 else:
     x = cache.read()
     y = labels[cache.index()]
@@ -79,7 +81,7 @@ print("RESULT " + json.dumps({"baseline_kb": baseline, "peak_kb": rss_kb("VmHWM"
 
 
 def build_cache(path: Path, rows: int):
-    from models.training.features import FeatureCache, write_cache
+    from models.data.feature_file import FeatureCache, write_cache
 
     if path.is_file():
         return FeatureCache(path, rows, DIM)

@@ -2,7 +2,7 @@
 
 Why: the GPU machines this project can borrow have JAX and PyTorch but no TensorFlow, so
 ``devise train`` reads its images through the TF-free input path there (PIL in PyDataset
-worker processes, :mod:`models.data.pil_pipeline`). This measures what that costs: phase-2
+worker processes, :mod:`models.data.pydataset`). This measures what that costs: phase-2
 images/s of the real engine (:func:`models.training.train.train_devise`: decoding,
 augmentation, the DeViSE model, hinge rank loss, callbacks, backups) against the same
 compiled model fitted on uint8 batches already in memory, for ``--steps-per-execution``

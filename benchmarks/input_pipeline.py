@@ -147,7 +147,8 @@ def native_same_work(paths, size: int, batch: int):
 
 
 def devise_dataset(paths, size: int, batch: int, recipe: str, headers):
-    from models.data.pipeline import FailureLog, training_dataset
+    from models.data.failures import FailureLog
+    from models.data.tfdata import training_dataset
 
     labels = np.arange(len(paths)) % 1000
     return training_dataset(paths, labels, size=size, batch_size=batch, log=FailureLog(), recipe=recipe,

@@ -72,11 +72,13 @@ def main():
 
     import keras
 
-    from models.data.pipeline import FailureLog, decode_images, training_dataset
+    from models.data.failures import FailureLog
+    from models.data.inputs import input_for
+    from models.data.tfdata import decode_images, training_dataset
     from models.net.devise_model import DeviseModel
     from models.net.losses import HingeRankLoss
     from models.training.batchnorm import recompute_batchnorm_statistics
-    from models.training.features import cached_features
+    from models.training.feature_cache import cached_features
 
     print(f"machine: {machine_line()}", flush=True)
     items = make_workload(Path(args.root) / "data", args.classes, args.per_class, args.size)
@@ -106,15 +108,16 @@ def main():
     out["feature_trace_s"] = time.perf_counter() - t
     cache = Path(args.root) / f"cache-{args.backbone}"
     t = time.perf_counter()
-    features = cached_features(fe, paths, image_size=args.size, batch_size=bs, cache_dir=cache, name="bench",
-                               key=f"{time.time()}", log=log, shuffle_seed=0)
+    features = cached_features(fe, paths, inputs=input_for(), image_size=args.size, batch_size=bs, cache_dir=cache,
+                               name="bench", key=f"{time.time()}", log=log, shuffle_seed=0)
     out["feature_pass_s"] = time.perf_counter() - t
 
     m.backbone.trainable = False
     head = m.head_on_features()
     head.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                  loss={"embedding": HingeRankLoss(vectors), "probs": "sparse_categorical_crossentropy"})
-    streamed = features.dataset(labels, bs, shuffle=True, drop_remainder=True)  # as phase 1 reads the cache
+    # as phase 1 reads the cache
+    streamed = input_for().feature_stream(features, labels, bs, shuffle=True, drop_remainder=True)
     t = time.perf_counter()
     head.fit(streamed, epochs=1, verbose=0)
     out["head_epoch1_incl_trace_s"] = time.perf_counter() - t

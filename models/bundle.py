@@ -147,7 +147,8 @@ class Bundle:
         ``probs`` kept), so every caller (predict, index, an image query) embeds one way;
         None or ``devise`` keeps the DeViSE head's.
         """
-        from models.data.pipeline import FailureLog, inference_dataset
+        from models.data.failures import FailureLog
+        from models.data.tfdata import inference_dataset
 
         if method not in (None, "devise"):
             if method == "softmax":

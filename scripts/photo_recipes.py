@@ -44,7 +44,8 @@ def features(items, cache: Path):
             return z["feats"], z["probs"]
     import keras
 
-    from models.data.pipeline import FailureLog, inference_dataset
+    from models.data.failures import FailureLog
+    from models.data.tfdata import inference_dataset
     from models.imagenet_bundle import IMAGENET_RECIPE
     from models.net.backbones import Preprocess, build_backbone, imagenet_classifier, native_image_size
 

@@ -21,7 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("wordnet", "models", "devise", "devise_cli")
-LAZY_TABLES = ("_EXPORTS", "COMMANDS")  # module-level dicts whose values are "module" or "module:attr"
+# module-level dicts whose values are "module" or "module:attr"
+LAZY_TABLES = ("_EXPORTS", "COMMANDS", "IMPLEMENTATIONS")
 
 # importer prefix -> import prefixes it must never import, and why
 FORBIDDEN = [
@@ -244,3 +245,48 @@ def test_the_map_check_catches_an_unnamed_module(tmp_path):
         (tmp_path / "models" / "net" / f"{name}.py").write_text("")
     assert package_maps(tmp_path)["models.net"] == ["catalog", "losses_old"]
     assert package_maps(tmp_path)["models"] == []
+
+
+# the input seam: training reads images only through models.data.inputs; the phases never ask for the backend
+SEAM_USERS = ("models.training",)
+NEVER_ASK = ("models.training.phases", "models.training.feature_cache")
+INPUT_IMPLEMENTATIONS = ("models.data.tfdata", "models.data.pydataset")
+
+
+def seam_violations(root: Path) -> list[str]:
+    """Where a training module imports an input implementation, or a phase asks which Keras backend runs."""
+    bad = []
+    _, every = import_graph(root)
+    modules = source_modules(root)
+    for importer, name, line in every:
+        if any(_within(importer, u) for u in SEAM_USERS) and any(_within(name, i) for i in INPUT_IMPLEMENTATIONS):
+            bad.append(f"{modules[importer].relative_to(root)}:{line}: imports {name} (use models.data.inputs)")
+    for mod, path in modules.items():
+        if mod in NEVER_ASK:
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Attribute) and node.attr == "backend" \
+                        and isinstance(node.value, ast.Attribute) and node.value.attr == "backend":
+                    bad.append(f"{path.relative_to(root)}:{node.lineno}: asks keras.backend.backend() (the input "
+                               f"seam chooses once)")
+    return sorted(bad)
+
+
+def test_training_reads_images_only_through_the_input_seam():
+    assert seam_violations(ROOT) == []
+
+
+def test_the_seam_check_catches_a_phase_that_asks_the_backend(tmp_path):
+    for pkg in PACKAGES:
+        (tmp_path / pkg).mkdir()
+        (tmp_path / pkg / "__init__.py").write_text("")
+    (tmp_path / "models" / "training").mkdir()
+    (tmp_path / "models" / "training" / "__init__.py").write_text("")
+    (tmp_path / "models" / "data").mkdir()
+    (tmp_path / "models" / "data" / "__init__.py").write_text("")
+    (tmp_path / "models" / "data" / "pydataset.py").write_text("")
+    (tmp_path / "models" / "training" / "phases.py").write_text(
+        "import keras\n\ndef f():\n    from models.data.pydataset import x\n    return keras.backend.backend()\n")
+    assert seam_violations(tmp_path) == [
+        "models/training/phases.py:4: imports models.data.pydataset (use models.data.inputs)",
+        "models/training/phases.py:5: asks keras.backend.backend() (the input seam chooses once)",
+    ]

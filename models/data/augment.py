@@ -48,7 +48,7 @@ may overshoot), ``seed`` a shape-(2,) int32 tensor for ``tf.random.stateless_*``
 image's place in the stream), ``size`` the Python int side. Ops run inside tf.data's
 graph for every training image: tf or ``keras.ops`` calls only, no Python-side state,
 and few of them (on small images, per-image op count is what a pipeline costs). The TF-free
-input path (other Keras backends: :mod:`models.data.pil_pipeline`) runs each op's NumPy twin,
+input path (other Keras backends: :mod:`models.data.pydataset`) runs each op's NumPy twin,
 ``fn(image float32 ndarray, rng numpy Generator, size)``, registered under the same name with
 :func:`register_numpy_op` (windows: :func:`register_numpy_window`). Register new ops and recipes
 at the end of this module (or in a module imported from here), so that every command and
@@ -65,7 +65,7 @@ AUTO = "auto"
 OPS: dict[str, Callable] = {}      # name -> fn(image float32 (size, size, 3), seed (2,) int32, size) -> image
 WINDOWS: dict[str, Callable] = {}  # name -> fn(shape (2,) int32 [h, w], seed, **options) -> (top, left, h, w)
 RECIPES: dict[str, "Recipe"] = {}
-# the same ops and windows in NumPy, for the TF-free input path (models.data.pil_pipeline, other Keras backends):
+# the same ops and windows in NumPy, for the TF-free input path (models.data.pydataset, other Keras backends):
 # name (an OPS/WINDOWS key) -> fn(image float32 ndarray, rng numpy Generator, size) / fn((h, w), rng, **options)
 NUMPY_OPS: dict[str, Callable] = {}
 NUMPY_WINDOWS: dict[str, Callable] = {}
@@ -110,7 +110,7 @@ def register_window(name: str):
 def register_numpy_op(name: str):
     """Decorator: the NumPy implementation ``fn(image, rng, size)`` of the registered op ``name``.
 
-    The TF-free input path (:mod:`models.data.pil_pipeline`) runs it in its decoding
+    The TF-free input path (:mod:`models.data.pydataset`) runs it in its decoding
     worker processes; ``rng`` is a ``numpy.random.Generator`` keyed by (seed, epoch,
     image), so the result does not depend on the worker count. Same meaning and
     parameters as the TensorFlow op (the random draws differ).

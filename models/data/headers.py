@@ -1,6 +1,6 @@
 """Which decoder each image file goes to, read from its header: TensorFlow's own, or PIL.
 
-The tf.data pipelines (:mod:`models.data.pipeline`) decode JPEG, PNG, GIF and BMP with
+The tf.data pipelines (:mod:`models.data.tfdata`) decode JPEG, PNG, GIF and BMP with
 TensorFlow ops inside the graph (no Python, no GIL); PIL (:func:`models.data.images.read_rgb`)
 takes everything those decoders would get wrong or cannot read. :func:`scan_headers`
 decides per file from a few hundred bytes of header plus the file's last bytes, without
@@ -23,7 +23,7 @@ truncated or damaged headers, empty or unreadable files, folders, FIFOs, images 
 decompression-bomb limit) goes to PIL, so every refusal still reads exactly as
 :func:`~models.data.images.load_image` words it. A file that passes the scan but that
 TensorFlow still refuses (damage after the header) is caught by the pipeline and handed
-to PIL; see :mod:`models.data.pipeline`. Nothing here imports TensorFlow.
+to PIL; see :mod:`models.data.tfdata`. Nothing here imports TensorFlow.
 """
 from __future__ import annotations
 

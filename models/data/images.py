@@ -8,7 +8,7 @@ page) and what a bad file's one-line reason says. A file that will not decode ra
 decode plain JPEG/PNG/GIF/BMP files with TensorFlow to the same pixels and hand PIL the
 rest (:mod:`models.data.headers` decides which).
 
-Nothing here imports TensorFlow; the tf.data pipelines live in :mod:`models.data.pipeline`,
+Nothing here imports TensorFlow; the tf.data pipelines live in :mod:`models.data.tfdata`,
 finding files and reading labelled datasets in :mod:`models.data.datasets`.
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ def load_window(path: str | Path, size: int, window, draft: int | None = None) -
     """Decode ``path`` by :func:`load_image`'s rules, crop ``window((h, w)) -> (top, left, height, width)``
     (chosen from the decoded image's size) and resize it to ``(size, size, 3)`` uint8 (bilinear).
 
-    The TF-free input path (:mod:`models.data.pil_pipeline`) builds training and evaluation
+    The TF-free input path (:mod:`models.data.pydataset`) builds training and evaluation
     views with it; ``draft`` as in :func:`read_rgb`.
     """
     img = _read(path, draft)

@@ -1,6 +1,6 @@
 """The TF-free input path: ``keras.utils.PyDataset`` pipelines that decode with PIL in worker processes.
 
-On the TensorFlow backend training reads tf.data pipelines (:mod:`models.data.pipeline`).
+On the TensorFlow backend training reads tf.data pipelines (:mod:`models.data.tfdata`).
 On any other Keras backend (JAX, the engine of several hosts and of GPU machines that have
 no TensorFlow) :func:`uses_tf_data` is False and the phases read these instead:
 
@@ -37,7 +37,9 @@ by a weight-0 copy, which counts in no metric.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import math
 import multiprocessing
 import os
 import shutil
@@ -49,6 +51,7 @@ import keras
 import numpy as np
 
 from models.data import augment as A
+from models.data.failures import failure_reason
 from models.data.images import load_window
 
 MAX_WORKERS = 16
@@ -118,13 +121,7 @@ class _Failures:
 
     def write(self, path: str, exc: BaseException) -> None:
         """(In a worker.) Record one failure: one small file, written under a temporary name then renamed."""
-        from wordnet.base.errors import ImageError
-
-        reason = str(exc)
-        if isinstance(exc, ImageError):
-            reason = reason[len(path) + 2:] if reason.startswith(f"{path}: ") else reason
-        else:
-            reason = f"{exc.__class__.__name__}: {exc}"
+        reason = failure_reason(path, exc)
         name = hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()
         tmp = self.folder / f".{name}.{os.getpid()}.tmp"
         try:
@@ -361,3 +358,144 @@ def inference_batches(paths: Sequence[str | Path], size: int, batch_size: int, *
         if pool is not None:
             pool.terminate()
             pool.join()
+
+
+# -- the feature cache, read back ------------------------------------------------------------------------
+class FeatureBatches(keras.utils.PyDataset):
+    """:func:`models.data.tfdata.feature_dataset`'s stream as a ``keras.utils.PyDataset``.
+
+    The same stream: each epoch (set by :class:`EpochSync`) visits the blocks in a seeded
+    random order, ``GROUP_BLOCKS`` at a time with their rows permuted together, and batches
+    the rows; one group is held in memory at a time. Read in the training process (HDF5
+    reads release the GIL; no worker processes). With ``processes`` > 1 (several hosts,
+    each with the same cache), this process yields its rows of each global batch,
+    ``batch_size // processes`` of them, in process order (a last, smaller batch is padded
+    with weight-0 rows; needs ``weights`` or ``drop_remainder``).
+    """
+
+    def __init__(self, cache, labels, batch_size: int, *, shuffle: bool, seed: int = 0, drop_remainder: bool = False,
+                 weights: bool = False, outputs: tuple[str, ...] = ("embedding", "probs"), process: int = 0,
+                 processes: int = 1):
+        super().__init__()
+        if batch_size % processes:
+            raise ValueError(f"the batch size {batch_size} is not a multiple of the {processes} processes")
+        self.process, self.processes = int(process), int(processes)
+        self.local = batch_size // processes
+        self.cache, self.batch_size, self.shuffle, self.seed = cache, int(batch_size), shuffle, int(seed)
+        self.drop_remainder, self.weights, self.outputs = drop_remainder, weights, tuple(outputs)
+        self.y_rows = np.asarray(labels, np.int32)[cache.index()]
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        from models.data.feature_file import GROUP_BLOCKS
+
+        self.epoch = int(epoch)
+        blocks = self.cache.blocks
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(blocks)
+            self.groups = [order[g:g + GROUP_BLOCKS] for g in range(0, blocks, GROUP_BLOCKS)]
+        else:
+            self.groups = [np.asarray([b]) for b in range(blocks)]
+        sizes = [sum(self.cache.block_rows(int(b)) for b in g) for g in self.groups]
+        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.loaded = {}
+
+    def __len__(self) -> int:
+        rows = self.cache.rows
+        return rows // self.batch_size if self.drop_remainder else math.ceil(rows / self.batch_size)
+
+    def _group(self, g: int):
+        if g not in self.loaded:
+            from models.data.feature_file import unscale
+
+            ids = np.sort(self.groups[g])
+            seed = [self.seed, self.epoch, *ids.tolist()] if self.shuffle else None
+            x, scales, y = self.cache.read_blocks(ids, self.y_rows, seed)
+            self.loaded = {g: (unscale(x, scales), y)}  # one group in memory
+        return self.loaded[g]
+
+    def __getitem__(self, i):
+        a, b = i * self.batch_size, min((i + 1) * self.batch_size, self.cache.rows)
+        xs, ys = [], []
+        g = int(np.searchsorted(self.starts, a, side="right")) - 1
+        while a < b:
+            x, y = self._group(g)
+            lo, hi = a - self.starts[g], min(b, self.starts[g + 1]) - self.starts[g]
+            xs.append(x[lo:hi])
+            ys.append(y[lo:hi])
+            a += hi - lo
+            g += 1
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        w = np.ones(len(y), np.float32)
+        if self.processes > 1:  # this process's rows of the global batch, padded to full
+            short = self.batch_size - len(y)
+            if short:
+                x = np.concatenate([x, np.repeat(x[:1], short, 0)])
+                y, w = np.concatenate([y, np.repeat(y[:1], short)]), np.concatenate([w, np.zeros(short)])
+            rows = slice(self.process * self.local, (self.process + 1) * self.local)
+            x, y, w = x[rows], y[rows], w[rows].astype(np.float32)
+        targets = {name: y for name in self.outputs}
+        return (x, targets, w) if self.weights else (x, targets)
+
+
+def feature_pass(feature_model, paths, size: int, batch_size: int, *, log, recipe: str = "square", workers: int = 0):
+    """``(float32 features, int64 positions)`` for each non-empty batch of :func:`inference_batches`, in order.
+
+    Batches are padded to ``batch_size`` rows, so the compiled forward pass is traced once.
+    """
+    from models.net.inference import compiled_inference
+
+    infer = compiled_inference(feature_model)
+    for images, positions in inference_batches(paths, size, batch_size, log=log, recipe=recipe, workers=workers):
+        if len(positions):
+            padded = np.zeros((batch_size,) + images.shape[1:], np.uint8)
+            padded[:len(images)] = images
+            yield np.asarray(infer(padded))[:len(images)], positions
+
+
+class Input:
+    """This module as the run's :class:`~models.data.inputs.ImageInput` (every backend but TensorFlow).
+
+    ``headers`` are accepted and unused: Pillow reads every file, whatever its header says.
+    """
+
+    name = "Pillow"
+    supports_style = False
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.workers = decode_workers(settings.workers)
+        self.shard = dict(process=settings.process, processes=settings.processes)
+
+    def training(self, paths, labels, *, size, batch_size, log, recipe, augment, seed, style, headers):
+        return TrainingImages(paths, labels, size=size, batch_size=batch_size, log=log, recipe=recipe,
+                              augment=augment, seed=seed, workers=self.workers, **self.shard)
+
+    def evaluation(self, paths, labels, *, size, batch_size, log, recipe, headers):
+        return EvaluationImages(paths, labels, size=size, batch_size=batch_size, log=log, recipe=recipe,
+                                workers=self.workers, **self.shard)
+
+    def inference(self, paths, size, batch_size, *, log, recipe, headers):
+        return inference_batches(paths, size, batch_size, log=log, recipe=recipe, workers=self.workers)
+
+    def feature_pass(self, feature_model, paths, size, batch_size, *, log, recipe, headers, strategy):
+        return feature_pass(feature_model, paths, size, batch_size, log=log, recipe=recipe, workers=self.workers)
+
+    def feature_stream(self, cache, labels, batch_size, *, shuffle, seed=0, drop_remainder=False, weights=False,
+                       outputs=("embedding", "probs")):
+        return FeatureBatches(cache, labels, batch_size, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder,
+                              weights=weights, outputs=outputs, **self.shard)
+
+    @contextlib.contextmanager
+    def fitting(self, model, x, validation):
+        """:class:`EpochSync` first in ``fit``'s callbacks; the model built from zeros before ``fit``
+        (:func:`build_before_fit`); the streams' failure folders collected and removed afterwards."""
+        streams = [d for d in (x, validation) if d is not None]
+        if hasattr(x, "zeros_batch"):
+            build_before_fit(model, x)
+        try:
+            yield [EpochSync(*streams)]
+        finally:
+            for d in streams:
+                if hasattr(d, "close"):
+                    d.close()

@@ -32,54 +32,17 @@ reads it, routes the file to PIL from the next pipeline on.
 """
 from __future__ import annotations
 
-import threading
+import contextlib
 import weakref
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from models.data import augment as A
 from models.data import headers as H
+from models.data.failures import FailureLog
 from models.data.images import read_rgb
-from wordnet.base.errors import ImageError
-
-
-class FailureLog:
-    """Thread-safe record of images that would not decode: ``{path: reason}``, first reason wins."""
-
-    def __init__(self, on_new: Callable[[str, str], None] | None = None) -> None:
-        self._lock = threading.Lock()
-        self.failures: dict[str, str] = {}
-        self.on_new = on_new
-
-    def add(self, path: str, reason: str) -> None:
-        with self._lock:
-            if path in self.failures:
-                return
-            self.failures[path] = reason
-        if self.on_new is not None:
-            self.on_new(path, reason)
-
-    def add_error(self, path: str, exc: BaseException) -> None:
-        """Record an :class:`ImageError` (its ``"path: "`` prefix dropped) or any other exception."""
-        reason = str(exc)
-        if isinstance(exc, ImageError):
-            prefix = f"{path}: "
-            reason = reason[len(prefix):] if reason.startswith(prefix) else reason
-        else:
-            reason = f"{exc.__class__.__name__}: {exc}"
-        self.add(path, reason)
-
-    def __contains__(self, path) -> bool:
-        return str(path) in self.failures
-
-    def __len__(self) -> int:
-        return len(self.failures)
-
-    def items(self) -> list[tuple[str, str]]:
-        with self._lock:
-            return list(self.failures.items())
 
 
 def training_dataset(
@@ -674,3 +637,129 @@ def _on_white(rgba):
     t = x[..., :3] * alpha + 255 * (255 - alpha) + 128
     shift = tf.bitwise.right_shift
     return tf.cast(shift(shift(t, 8) + t, 8), tf.uint8)
+
+
+# -- the feature cache, read back ------------------------------------------------------------------------
+def feature_dataset(cache, labels, batch_size: int, *, shuffle: bool, seed: int = 0, drop_remainder: bool = False,
+                    weights: bool = False, replicas: int = 1, outputs: tuple[str, ...] = ("embedding", "probs")):
+    """A tf.data stream of ``(float32 features, {output: y for output in outputs}[, weights])`` batches.
+
+    ``labels[i]`` is the label of path ``i``. Rows are read a block at a time from the
+    :class:`~models.data.feature_file.FeatureCache` (never the whole matrix); with
+    ``shuffle``, each epoch visits the blocks in a new random order, ``GROUP_BLOCKS`` at a
+    time with their rows permuted together. ``weights`` adds per-row weights (1) and pads
+    a last batch smaller than ``replicas`` with weight-0 rows (see :func:`pad_to_replicas`).
+    Rows stay float16 through the shuffle and are unscaled per batch, in tf.data's threads.
+    """
+    import tensorflow as tf
+
+    from models.data.feature_file import GROUP_BLOCKS
+
+    y_rows = np.asarray(labels, np.int32)[cache.index()]
+    dim = cache.dim
+
+    def read(block_ids):
+        ids = np.sort(np.asarray(block_ids, np.int64))
+        return cache.read_blocks(ids, y_rows, [seed, *ids.tolist()] if shuffle else None)
+
+    def load(block_ids):
+        x, sc, y = tf.numpy_function(read, [block_ids], [tf.float16, tf.float32, tf.int32], stateful=False)
+        return tf.ensure_shape(x, (None, dim)), tf.ensure_shape(sc, (None,)), tf.ensure_shape(y, (None,))
+
+    ds = tf.data.Dataset.range(cache.blocks)
+    if shuffle:
+        ds = ds.shuffle(cache.blocks, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(GROUP_BLOCKS if shuffle else 1).map(load, num_parallel_calls=2, deterministic=not shuffle)
+    ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
+
+    def targets(x, sc, y):
+        return tf.cast(x, tf.float32) * sc[:, None], {name: y for name in outputs}
+
+    def weighted(x, sc, y):
+        x, y = targets(x, sc, y)
+        return x, y, tf.ones(tf.shape(sc), tf.float32)
+
+    ds = ds.map(weighted) if weights else ds.map(targets)
+    if weights:
+        ds = pad_to_replicas(ds, replicas)
+    return ds.prefetch(2)
+
+
+_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # feature model -> {strategy: traced step}
+
+
+def feature_pass(feature_model, paths, size: int, batch_size: int, *, log: FailureLog, recipe: str = "square",
+                 headers: H.ImageHeaders | None = None, strategy=None):
+    """``(float32 features (n, dim), int64 positions (n,))`` for each non-empty batch of
+    :func:`inference_dataset`, in order, computed on every replica of ``strategy`` (gathered back in order)."""
+    import tensorflow as tf
+
+    from models.net.inference import compiled_inference
+
+    ds = inference_dataset(paths, size, batch_size, log=log, recipe=recipe, headers=headers)
+
+    def non_empty(images, positions):
+        return tf.size(positions) > 0
+
+    ds = ds.filter(non_empty)
+    replicas = getattr(strategy, "num_replicas_in_sync", 1)
+    if replicas <= 1:
+        infer = compiled_inference(feature_model)
+        for images, positions in ds:
+            yield np.asarray(infer(images)), positions.numpy()
+        return
+
+    def with_marks(images, positions):
+        return images, positions, tf.ones(tf.shape(positions), tf.float32)
+
+    ds = pad_to_replicas(ds.map(with_marks), replicas)  # no replica may get an empty batch: Keras layers fail
+    step = _STEPS.get(feature_model, {}).get(id(strategy))
+    if step is None:
+        @tf.function(reduce_retracing=True)
+        def step(images, positions, marks):
+            def replica(x, p, m):
+                return feature_model(tf.cast(x, tf.float32), training=False), p, m
+
+            out = strategy.run(replica, args=(images, positions, marks))
+            return tuple(strategy.gather(t, axis=0) for t in out)
+
+        _STEPS.setdefault(feature_model, {})[id(strategy)] = step  # traced once for train and val passes
+    for images, positions, marks in strategy.experimental_distribute_dataset(ds):
+        x, p, m = step(images, positions, marks)
+        keep = m.numpy() > 0
+        yield x.numpy()[keep], p.numpy()[keep]
+
+
+class Input:
+    """This module as the run's :class:`~models.data.inputs.ImageInput` (the TensorFlow backend)."""
+
+    name = "TensorFlow"
+    supports_style = True
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def training(self, paths, labels, *, size, batch_size, log, recipe, augment, seed, style, headers):
+        return training_dataset(paths, labels, size=size, batch_size=batch_size, log=log, recipe=recipe,
+                                augment=augment, headers=headers, seed=seed, style=style)
+
+    def evaluation(self, paths, labels, *, size, batch_size, log, recipe, headers):
+        return evaluation_dataset(paths, labels, size=size, batch_size=batch_size, log=log, recipe=recipe,
+                                  headers=headers, replicas=self.settings.replicas)
+
+    def inference(self, paths, size, batch_size, *, log, recipe, headers):
+        for x, positions in inference_dataset(paths, size, batch_size, log=log, recipe=recipe, headers=headers):
+            yield x.numpy(), positions.numpy()
+
+    def feature_pass(self, feature_model, paths, size, batch_size, *, log, recipe, headers, strategy):
+        return feature_pass(feature_model, paths, size, batch_size, log=log, recipe=recipe, headers=headers,
+                            strategy=strategy)
+
+    def feature_stream(self, cache, labels, batch_size, *, shuffle, seed=0, drop_remainder=False, weights=False,
+                       outputs=("embedding", "probs")):
+        return feature_dataset(cache, labels, batch_size, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder,
+                               weights=weights, replicas=self.settings.replicas, outputs=outputs)
+
+    @contextlib.contextmanager
+    def fitting(self, model, x, validation):
+        yield []  # tf.data streams need no callback: fit iterates them afresh each epoch

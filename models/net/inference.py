@@ -9,16 +9,19 @@ from __future__ import annotations
 import numpy as np
 
 
-def compiled_inference(model, outputs: tuple[str, ...]):
+def compiled_inference(model, outputs: tuple[str, ...] | None = None):
     """``images -> {name: np.ndarray}`` for the named outputs, one ``tf.function`` traced once.
 
     The batch dimension is left unknown, so the last, smaller batch does not retrace;
-    outputs not asked for are pruned from the traced graph. Other Keras backends fall
-    back to ``predict_on_batch``.
+    outputs not asked for are pruned from the traced graph. ``outputs=None``: the model's
+    own output as NumPy (an array for a one-output model such as the feature extractor).
+    Other Keras backends fall back to ``predict_on_batch``.
     """
     import keras
 
     if keras.backend.backend() != "tensorflow":
+        if outputs is None:
+            return model.predict_on_batch
         return lambda images: {k: v for k, v in model.predict_on_batch(images).items() if k in outputs}
     import tensorflow as tf
 
@@ -27,10 +30,10 @@ def compiled_inference(model, outputs: tuple[str, ...]):
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
     def fn(x):
         out = model(x, training=False)
-        return {k: out[k] for k in outputs}
+        return out if outputs is None else {k: out[k] for k in outputs}
 
     def run(images):
-        return {k: v.numpy() for k, v in fn(tf.cast(images, tf.float32)).items()}
+        return tf.nest.map_structure(lambda t: t.numpy(), fn(tf.cast(images, tf.float32)))
 
     return run
 

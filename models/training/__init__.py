@@ -4,7 +4,7 @@
 - :mod:`~models.training.train`: :func:`train_devise`, the resumable sequence of phases into a bundle;
 - :mod:`~models.training.phases`: phase 0 (softmax), BatchNorm recomputation, phase 1 (head on
   cached features), phase 2 (fine-tuning), finishing the bundle;
-- :mod:`~models.training.features`: the phase-1 feature cache;
+- :mod:`~models.training.feature_cache`: the phase-1 feature cache's key and its resumable pass;
 - :mod:`~models.training.batchnorm`: recomputing BatchNorm statistics;
 - :mod:`~models.training.callbacks`: history rows, best weights, SIGKILL-safe backups, progress;
 - :mod:`~models.training.distribute`: distribution strategy and mixed precision;

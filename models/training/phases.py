@@ -18,16 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from models import bundle as B
-from models.data.pil_pipeline import (
-    EpochSync,
-    EvaluationImages,
-    TrainingImages,
-    build_before_fit,
-    decode_workers,
-    inference_batches,
-    uses_tf_data,
-)
-from models.data.pipeline import evaluation_dataset, inference_dataset, training_dataset
 from models.net.losses import HingeRankLoss, HitAtK
 from models.training.batchnorm import batchnorm_layers, recompute_batchnorm_statistics
 from models.training.callbacks import (
@@ -39,7 +29,7 @@ from models.training.callbacks import (
     load_state,
     nonfinite_weights,
 )
-from models.training.features import cache_key, cached_features, weights_digest
+from models.training.feature_cache import cache_key, cached_features, weights_digest
 from wordnet.base.errors import DeviseError
 from wordnet.base.files import atomic_path
 
@@ -92,19 +82,10 @@ def _fit(ctx, model, phase: str, x, *, epochs: int, steps: int, monitor: str | N
     import warnings
 
     callbacks = _callbacks(ctx, phase, epochs, steps, monitor)
-    datasets = [d for d in (x, kwargs.get("validation_data")) if hasattr(d, "set_epoch")]
-    if datasets:  # PyDatasets (backends other than TensorFlow): the epoch comes from fit, first
-        callbacks.insert(0, EpochSync(*datasets))
-        if hasattr(x, "zeros_batch"):
-            build_before_fit(model, x)
-    try:
-        with warnings.catch_warnings():  # our datasets end each epoch by design (their length is not known ahead)
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
-            history = model.fit(x, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False, **kwargs)
-    finally:
-        for d in datasets:
-            if hasattr(d, "close"):
-                d.close()
+    with ctx.inputs.fitting(model, x, kwargs.get("validation_data")) as first, warnings.catch_warnings():
+        # our datasets end each epoch by design (their length is not known ahead)
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        history = model.fit(x, epochs=epochs, callbacks=first + callbacks, verbose=0, shuffle=False, **kwargs)
     losses = history.history.get("loss", [])
     if losses and not np.isfinite(losses[-1]):
         shutil.rmtree(ctx.ckpt / f"backup-{phase}", ignore_errors=True)  # never resume from NaN weights
@@ -145,27 +126,18 @@ def _usable(ctx, items) -> int:
 
 def _train_images(ctx):
     paths, labels = _split(ctx.train)
-    batch = batch_for(ctx, _usable(ctx, ctx.train))
-    if not uses_tf_data():
-        return TrainingImages(paths, labels, size=ctx.cfg.image_size, batch_size=batch, log=ctx.log,
-                              recipe=ctx.recipe, augment=ctx.cfg.augment, seed=ctx.cfg.seed,
-                              workers=decode_workers(ctx.cfg.decode_workers), process=ctx.cluster.process_id,
-                              processes=ctx.cluster.num_processes)
-    return training_dataset(paths, labels, size=ctx.cfg.image_size, batch_size=batch,
-                            log=ctx.log, recipe=ctx.recipe, augment=ctx.cfg.augment, headers=ctx.headers["train"],
-                            seed=ctx.cfg.seed, style=ctx.cfg.style)
+    cfg = ctx.cfg
+    return ctx.inputs.training(paths, labels, size=cfg.image_size, batch_size=batch_for(ctx, _usable(ctx, ctx.train)),
+                               log=ctx.log, recipe=ctx.recipe, augment=cfg.augment, seed=cfg.seed, style=cfg.style,
+                               headers=ctx.headers["train"])
 
 
 def _val_images(ctx):
     if not ctx.val:
         return None
     paths, labels = _split(ctx.val)
-    if not uses_tf_data():
-        return EvaluationImages(paths, labels, size=ctx.cfg.image_size, batch_size=ctx.cfg.batch_size, log=ctx.log,
-                                recipe=ctx.recipe, workers=decode_workers(ctx.cfg.decode_workers),
-                                process=ctx.cluster.process_id, processes=ctx.cluster.num_processes)
-    return evaluation_dataset(paths, labels, size=ctx.cfg.image_size, batch_size=ctx.cfg.batch_size, log=ctx.log,
-                              recipe=ctx.recipe, headers=ctx.headers["val"], replicas=replicas(ctx))
+    return ctx.inputs.evaluation(paths, labels, size=ctx.cfg.image_size, batch_size=ctx.cfg.batch_size, log=ctx.log,
+                                 recipe=ctx.recipe, headers=ctx.headers["val"])
 
 
 def pretrain(ctx) -> None:
@@ -208,12 +180,8 @@ def batchnorm(ctx) -> None:
     headers = ctx.headers["train"]
     sample = headers.subset(chosen)
     chosen_paths = [paths[i] for i in chosen]
-    if uses_tf_data():
-        images = [x.numpy() for x, _ in inference_dataset(chosen_paths, cfg.image_size, 64, log=ctx.log,
-                                                           recipe=ctx.recipe, headers=sample)]
-    else:
-        images = [x for x, _ in inference_batches(chosen_paths, cfg.image_size, 64, log=ctx.log, recipe=ctx.recipe,
-                                                  workers=decode_workers(cfg.decode_workers))]
+    images = [x for x, _ in ctx.inputs.inference(chosen_paths, cfg.image_size, 64, log=ctx.log, recipe=ctx.recipe,
+                                                 headers=sample)]
     images = np.concatenate(images) if images else np.zeros((0, cfg.image_size, cfg.image_size, 3), np.uint8)
     headers.kinds[chosen] = sample.kinds  # files found to need PIL stay marked
     batches = recompute_batchnorm_statistics(ctx.model.feature_extractor, images,
@@ -230,12 +198,10 @@ def _features(ctx, items, name: str, digest: str, *, shuffle: bool, extractor=No
     which = "val" if name == "val" else "train"
     key = cache_key(model.get_config(), digest, ctx.manifests[which], cfg.image_size, ctx.recipe)
     update = ctx.reporter.task(f"features ({name})", len(paths))
-    cache = cached_features(extractor or model.feature_extractor, paths, image_size=cfg.image_size,
-                            batch_size=cfg.batch_size,
-                            cache_dir=ctx.ckpt / "features", name=name, key=key, log=ctx.log, recipe=ctx.recipe,
-                            headers=ctx.headers[which], strategy=ctx.strategy,
-                            shuffle_seed=cfg.seed if shuffle else None, progress=update,
-                            workers=decode_workers(cfg.decode_workers))
+    cache = cached_features(extractor or model.feature_extractor, paths, inputs=ctx.inputs, image_size=cfg.image_size,
+                            batch_size=cfg.batch_size, cache_dir=ctx.ckpt / "features", name=name, key=key,
+                            log=ctx.log, recipe=ctx.recipe, headers=ctx.headers[which], strategy=ctx.strategy,
+                            shuffle_seed=cfg.seed if shuffle else None, progress=update)
     return cache, labels
 
 
@@ -252,14 +218,12 @@ def head(ctx) -> None:
     if cache.rows == 0:
         raise DeviseError("no training image could be decoded")
     batch = batch_for(ctx, cache.rows)
-    shard = dict(process=ctx.cluster.process_id, processes=ctx.cluster.num_processes)
-    train = cache.dataset(labels, batch, shuffle=True, seed=cfg.seed, drop_remainder=True, **shard)
+    train = ctx.inputs.feature_stream(cache, labels, batch, shuffle=True, seed=cfg.seed, drop_remainder=True)
     val = None
     if ctx.val:
         vcache, vlabels = _features(ctx, ctx.val, "val", digest, shuffle=False, extractor=extractor)
         if vcache.rows:
-            val = vcache.dataset(vlabels, cfg.batch_size, shuffle=False, weights=True, replicas=replicas(ctx),
-                                 **shard)
+            val = ctx.inputs.feature_stream(vcache, vlabels, cfg.batch_size, shuffle=False, weights=True)
     model = ctx.model.head_on_features()
     _compile(ctx, model, optimizer=keras.optimizers.SGD(cfg.head_lr, momentum=cfg.momentum),
              loss={"embedding": _hinge(ctx), "probs": keras.losses.SparseCategoricalCrossentropy()},
@@ -307,11 +271,11 @@ def refit_softmax(ctx) -> None:
              loss={"probs": keras.losses.SparseCategoricalCrossentropy()})
     import warnings
 
-    with warnings.catch_warnings():
+    data = ctx.inputs.feature_stream(cache, labels, batch, shuffle=True, seed=cfg.seed, drop_remainder=True,
+                                     outputs=("probs",))
+    with ctx.inputs.fitting(softmax, data, None) as first, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        data = cache.dataset(labels, batch, shuffle=True, seed=cfg.seed, drop_remainder=True, outputs=("probs",),
-                             process=ctx.cluster.process_id, processes=ctx.cluster.num_processes)
-        softmax.fit(data, epochs=max(1, cfg.head_epochs), verbose=0, shuffle=False, callbacks=[EpochSync(data)])
+        softmax.fit(data, epochs=max(1, cfg.head_epochs), verbose=0, shuffle=False, callbacks=first)
     bad = nonfinite_weights(ctx.model)
     if bad:
         not_finite("head", None, bad)

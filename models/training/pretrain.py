@@ -85,7 +85,7 @@ def _check(items, classes) -> None:
 def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, overwrite, provenance, reporter,
                      callbacks) -> PretrainResult:
     from models.data.datasets import stratified_split
-    from models.data.pipeline import FailureLog
+    from models.data.failures import FailureLog
     from models.training.phases import PHASES
     from models.training.train import RunContext, check_style_supported, run_scope, run_step, scan_inputs
 

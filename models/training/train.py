@@ -31,6 +31,7 @@ checkpoint, so every process continues at process 0's step and epoch.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import time
 from dataclasses import dataclass, field
@@ -41,8 +42,8 @@ import numpy as np
 
 from models import bundle as B
 from models.data.augment import get_recipe, resolve_recipe
+from models.data.failures import FailureLog
 from models.data.headers import cached_scan, manifest_digest
-from models.data.pipeline import FailureLog
 from models.net.catalog import BACKBONE_INFO
 from models.training.callbacks import load_state, remove_backup, save_state, save_weights_atomic
 from models.training.config import TrainConfig
@@ -101,6 +102,16 @@ class RunContext:
     @property
     def state_path(self) -> Path:
         return self.ckpt / "state.json"
+
+    @functools.cached_property
+    def inputs(self):
+        """The run's one input implementation (:func:`models.data.inputs.input_for`), chosen once: every phase
+        reads its images through it."""
+        from models.data.inputs import RunSettings, input_for
+        from models.training.phases import replicas
+
+        return input_for(settings=RunSettings(workers=self.cfg.decode_workers, process=self.cluster.process_id,
+                                              processes=self.cluster.num_processes, replicas=replicas(self)))
 
     def steps(self, n: int) -> int:
         """Training steps per epoch for ``n`` images (full batches only)."""
@@ -248,13 +259,11 @@ def run_scope(cfg: TrainConfig):
 
 
 def check_style_supported(cfg: TrainConfig) -> None:
-    """``--style`` ops are TensorFlow ops of the tf.data input: refuse them on the TF-free input path."""
-    from models.data.pil_pipeline import uses_tf_data
-    from models.data.style import parse_recipe
+    """Refuse ``--style`` before any work where this backend's input cannot run its ops."""
+    from models.data.inputs import check_style, input_for
 
-    if cfg.augment and parse_recipe(cfg.style) and not uses_tf_data():
-        raise DeviseError(f"--style {cfg.style} needs the TensorFlow input pipeline (its ops are TensorFlow ops) "
-                          "and this run uses the Pillow one; drop --style or train with KERAS_BACKEND=tensorflow")
+    if cfg.augment:
+        check_style(input_for(), cfg.style)
 
 
 def scan_inputs(out: Path, cfg: TrainConfig, train, val, reporter: Reporter) -> tuple[dict, dict, str]:

@@ -40,7 +40,7 @@ def env(tmp_path_factory):
 
 
 def reference(bundle, paths):
-    from models.data.pipeline import decode_images
+    from models.data.tfdata import decode_images
 
     x = decode_images(paths, 32)[0].astype(np.float32)
     return np.asarray(bundle.full(x, training=False)["embedding"])

@@ -51,7 +51,7 @@ def env(tiny_kv, tiny_kv_file, tmp_path_factory):
     import keras
 
     import models.bundle
-    from models.data.pipeline import decode_images
+    from models.data.tfdata import decode_images
     from wordnet.vocab import Vocabulary
 
     keras.utils.set_random_seed(0)

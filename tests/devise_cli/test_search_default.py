@@ -35,7 +35,7 @@ def env(tiny_kv, tiny_kv_file, tmp_path_factory):
     import keras
 
     from devise.default_model import default_model_path
-    from models.data.pipeline import decode_images
+    from models.data.tfdata import decode_images
     from wordnet.vectors.loading import file_checksum
     from wordnet.vocab import Vocabulary
 

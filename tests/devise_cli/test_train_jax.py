@@ -106,8 +106,8 @@ import json, sys
 import numpy as np
 import keras
 from logged import Logged
-from models.data.pil_pipeline import EpochSync, build_before_fit
-from models.data.pipeline import FailureLog
+from models.data.pydataset import EpochSync, build_before_fit
+from models.data.failures import FailureLog
 
 paths, log_file, fix = sys.argv[1].split(","), sys.argv[2], sys.argv[3] == "fix"
 ds = Logged(paths, np.arange(len(paths)) % 2, size=32, batch_size=4, log=FailureLog(), seed=5, workers=2,
@@ -122,7 +122,7 @@ model.fit(ds, epochs=2, verbose=0, shuffle=False, callbacks=callbacks)
 '''
 
 LOGGED = '''
-from models.data.pil_pipeline import TrainingImages
+from models.data.pydataset import TrainingImages
 
 
 class Logged(TrainingImages):

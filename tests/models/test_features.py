@@ -1,4 +1,4 @@
-"""The phase-1 feature cache: float16 rows, resumable after a kill, streamed back in blocks."""
+"""The phase-1 feature cache: float16 rows, resumable after a kill, streamed back in blocks (tf.data)."""
 from __future__ import annotations
 
 import json
@@ -14,11 +14,16 @@ from PIL import Image
 
 pytest.importorskip("tensorflow")
 
-from models.data.pipeline import FailureLog, decode_images
-from models.training import features as F
+from models.data import feature_file as FF
+from models.data import tfdata
+from models.data.failures import FailureLog
+from models.data.inputs import RunSettings
+from models.data.tfdata import decode_images
+from models.training import feature_cache as F
 from tests.tiny import tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
+INPUT = tfdata.Input(RunSettings())
 
 
 def make_images(folder: Path, n: int, bad: int | None = None) -> list[Path]:
@@ -45,8 +50,8 @@ def model():
 
 def compute(model, paths, cache_dir, **kw):
     log = kw.pop("log", None) or FailureLog()
-    cache = F.cached_features(model.feature_extractor, paths, image_size=32, batch_size=4, cache_dir=cache_dir,
-                              name="train", key="k" * 64, log=log, **kw)
+    cache = F.cached_features(model.feature_extractor, paths, inputs=INPUT, image_size=32, batch_size=4,
+                              cache_dir=cache_dir, name="train", key="k" * 64, log=log, **kw)
     return cache, log
 
 
@@ -72,12 +77,12 @@ def test_cache_is_float16_in_a_seeded_order_and_matches_the_model(model, tmp_pat
 
 
 def test_streamed_epochs_visit_every_row_once_and_validation_pads(model, tmp_path, monkeypatch):
-    monkeypatch.setattr(F, "BLOCK_ROWS", 3)
-    monkeypatch.setattr(F, "GROUP_BLOCKS", 2)
+    monkeypatch.setattr(FF, "BLOCK_ROWS", 3)
+    monkeypatch.setattr(FF, "GROUP_BLOCKS", 2)
     paths = make_images(tmp_path / "img", 13)
     cache, _ = compute(model, paths, tmp_path / "c", shuffle_seed=0)
     labels = np.arange(13) * 10
-    ds = cache.dataset(labels, 4, shuffle=True, seed=1, drop_remainder=True)
+    ds = INPUT.feature_stream(cache, labels, 4, shuffle=True, seed=1, drop_remainder=True)
     epochs = []
     for _ in range(2):
         batches = list(ds)
@@ -88,7 +93,7 @@ def test_streamed_epochs_visit_every_row_once_and_validation_pads(model, tmp_pat
     assert epochs[0] != epochs[1]  # reshuffled
     x, _ = batches[0]
     assert x.dtype.name == "float32" and x.shape == (4, cache.dim)
-    val = list(cache.dataset(labels, 6, shuffle=False, weights=True, replicas=2))
+    val = list(tfdata.Input(RunSettings(replicas=2)).feature_stream(cache, labels, 6, shuffle=False, weights=True))
     assert [w.numpy().tolist() for _, _, w in val][-1] == [1.0, 0.0]  # 13 = 6 + 6 + 1, padded to 2
     rows = np.concatenate([x.numpy() for x, _, w in val])[:13]
     np.testing.assert_array_equal(rows, cache.read())
@@ -97,8 +102,9 @@ def test_streamed_epochs_visit_every_row_once_and_validation_pads(model, tmp_pat
 KILLED = textwrap.dedent('''
     import os, signal, sys
     import keras
-    from models.data.pipeline import FailureLog
-    from models.training import features as F
+    from models.data.failures import FailureLog
+    from models.data.inputs import input_for
+    from models.training import feature_cache as F
     from tests.tiny import tiny_model
     keras.utils.set_random_seed(0)
     model = tiny_model()
@@ -108,8 +114,9 @@ KILLED = textwrap.dedent('''
         if done >= 9:
             os.kill(os.getpid(), signal.SIGKILL)  # mid-pass, without any cleanup
 
-    F.cached_features(model.feature_extractor, paths, image_size=32, batch_size=3, cache_dir=sys.argv[1], name="train",
-                      key="k" * 64, log=FailureLog(), shuffle_seed=5, chunk_rows=3, progress=kill)
+    F.cached_features(model.feature_extractor, paths, inputs=input_for(), image_size=32, batch_size=3,
+                      cache_dir=sys.argv[1], name="train", key="k" * 64, log=FailureLog(), shuffle_seed=5,
+                      chunk_rows=3, progress=kill)
 ''')
 
 
@@ -124,9 +131,9 @@ def test_a_killed_pass_resumes_from_its_last_chunk(model, tmp_path):
     assert 3 <= progress["done"] < 15
     resumed, log = [], FailureLog()
     # the child's model had the same seed and recipe, hence the same weights and features
-    cache = F.cached_features(model.feature_extractor, paths, image_size=32, batch_size=3, cache_dir=tmp_path / "c",
-                              name="train", key="k" * 64, log=log, shuffle_seed=5, chunk_rows=3,
-                              progress=lambda d, t: resumed.append(d))
+    cache = F.cached_features(model.feature_extractor, paths, inputs=INPUT, image_size=32, batch_size=3,
+                              cache_dir=tmp_path / "c", name="train", key="k" * 64, log=log, shuffle_seed=5,
+                              chunk_rows=3, progress=lambda d, t: resumed.append(d))
     assert resumed[0] == progress["done"]  # started where the committed chunks ended, not at 0
     assert log.items() == [(paths[1], "not an image PIL can read")]  # found before the kill, or after it
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [cache.path.name]  # partial and progress gone

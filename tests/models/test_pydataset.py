@@ -6,9 +6,9 @@ import pytest
 from PIL import Image
 
 from models.data import augment as A
+from models.data.failures import FailureLog
 from models.data.images import load_image
-from models.data.pil_pipeline import EvaluationImages, TrainingImages, inference_batches, view
-from models.data.pipeline import FailureLog
+from models.data.pydataset import EvaluationImages, TrainingImages, inference_batches, view
 
 
 def photo(path, seed, size=(48, 40)):
@@ -151,7 +151,7 @@ def test_inference_batches_in_order_failures_left_out(files, tmp_path):
 
 
 def test_feature_batches_stream_every_row_once_per_epoch(tmp_path):
-    from models.training.features import BLOCK_ROWS, write_cache
+    from models.data.feature_file import BLOCK_ROWS, write_cache
 
     n, dim = 2 * BLOCK_ROWS + 50, 3
     x = np.random.default_rng(0).normal(size=(n, dim)).astype(np.float32)
@@ -159,9 +159,9 @@ def test_feature_batches_stream_every_row_once_per_epoch(tmp_path):
     positions = np.random.default_rng(1).permutation(n)  # rows stored in a shuffled order, as training caches are
     cache = write_cache(tmp_path / "f.h5", "k", [(x, positions)], n, dim)
     labels = np.arange(n) % 7
-    from models.training.features import feature_batches
+    from models.data.pydataset import FeatureBatches
 
-    ds = feature_batches(cache, labels, 100, shuffle=True, seed=3, drop_remainder=True)
+    ds = FeatureBatches(cache, labels, 100, shuffle=True, seed=3, drop_remainder=True)
     assert len(ds) == n // 100
     orders = []
     for epoch in (0, 1):
@@ -176,6 +176,6 @@ def test_feature_batches_stream_every_row_once_per_epoch(tmp_path):
         assert ok and len(set(ids)) == len(ids) == len(ds) * 100
         orders.append(ids)
     assert orders[0] != orders[1]
-    plain = feature_batches(cache, labels, 1000, shuffle=False, weights=True)
+    plain = FeatureBatches(cache, labels, 1000, shuffle=False, weights=True)
     xb, yb, wb = plain[len(plain) - 1]
     assert len(wb) == n - 2 * 1000 and wb.all()

@@ -6,8 +6,9 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from models.data.pipeline import FailureLog, training_dataset  # noqa: E402
+from models.data.failures import FailureLog  # noqa: E402
 from models.data.style import OPS, STYLE_OPS, parse_recipe, style_augmenter  # noqa: E402
+from models.data.tfdata import training_dataset  # noqa: E402
 from models.training.distribute import determinism  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""models.data.headers (which decoder), models.data.augment (recipes) and models.data.pipeline (tf.data).
+"""models.data.headers (which decoder), models.data.augment (recipes) and models.data.tfdata (tf.data).
 
 The native path (TensorFlow's decoders in the graph) and the PIL path must give the same
 pixels wherever a file allows both; every file the header scan doubts goes to PIL, so
@@ -22,7 +22,8 @@ from tests.models.test_bad_images import make_catalogue, quadrants
 
 tf = pytest.importorskip("tensorflow")
 
-from models.data.pipeline import FailureLog, decode_images, evaluation_dataset, inference_dataset, training_dataset  # noqa: E402
+from models.data.failures import FailureLog  # noqa: E402
+from models.data.tfdata import decode_images, evaluation_dataset, inference_dataset, training_dataset  # noqa: E402
 
 
 def photo(w=301, h=217):
@@ -289,7 +290,7 @@ def test_a_seeded_run_s_pipelines_log_nothing(tmp_path):
         "import sys, tensorflow as tf\n"
         "tf.config.experimental.enable_op_determinism()\n"
         "from pathlib import Path\n"
-        "from models.data.pipeline import FailureLog, inference_dataset\n"
+        "from models.data.failures import FailureLog\nfrom models.data.tfdata import inference_dataset\n"
         "paths = sorted(Path(sys.argv[1]).glob('*.png'))\n"
         "print(sum(len(x) for x, _ in inference_dataset(paths, 16, 2, log=FailureLog())))\n"
     )

@@ -11,7 +11,7 @@ from PIL import Image
 keras = pytest.importorskip("keras")
 
 from models.bundle import load_bundle, prepare_output  # noqa: E402
-from models.data.pipeline import decode_images  # noqa: E402
+from models.data.tfdata import decode_images  # noqa: E402
 from models.training.callbacks import InterruptAfter  # noqa: E402
 from models.training.config import TrainConfig  # noqa: E402
 from models.training.train import train_devise  # noqa: E402
