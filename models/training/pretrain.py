@@ -24,11 +24,11 @@ from typing import Sequence
 
 from models import bundle as B
 from models.net.catalog import BACKBONE_FILE, BACKBONE_FORMAT, BACKBONE_INFO
-from models.training.callbacks import load_state, read_history, save_weights_atomic
+from models.training.callbacks import read_history, save_weights_atomic
 from models.training.config import TrainConfig
 from models.training.progress import Reporter
 from wordnet.base.errors import DatasetError, DeviseError
-from wordnet.base.files import atomic_write, exclusive_lock, lock_path_for, remove_stale_temps, sha256_file
+from wordnet.base.files import atomic_write, exclusive_lock, lock_path_for, sha256_file
 
 STEPS = ("pretrain", "batchnorm")
 _VESTIGIAL = 1  # units of the unused DeViSE head (embedding and hidden layer)
@@ -43,12 +43,6 @@ class PretrainResult:
     info: dict = field(default_factory=dict)  # backbone.json
     failures: list = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
-
-
-class _Classes(tuple):
-    """The pool's class names where the training phases expect a vocabulary (only its length is used)."""
-
-    dim = _VESTIGIAL
 
 
 def sha256_of(path: Path) -> str:
@@ -72,28 +66,24 @@ def pretrain_backbone(items: Sequence[tuple[Path, int]], classes: Sequence[str],
                                 provenance=provenance or {}, reporter=reporter, callbacks=callbacks)
 
 
-def _check(items, classes) -> None:
-    if len(classes) < 2:
-        raise DatasetError(f"the pool has {len(classes)} class; pre-training needs at least 2")
-    if not items:
-        raise DatasetError("the pool has no images")
-    bad = sorted({int(lbl) for _, lbl in items if not 0 <= int(lbl) < len(classes)})
-    if bad:
-        raise DatasetError(f"labels {bad[:5]} are outside the {len(classes)} classes")
-
-
 def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, overwrite, provenance, reporter,
                      callbacks) -> PretrainResult:
     from models.data.datasets import stratified_split
     from models.data.failures import FailureLog
-    from models.training.phases import PHASES
-    from models.training.train import RunContext, check_style_supported, run_scope, run_step, scan_inputs
+    from models.training.train import (
+        RunContext,
+        build_or_restore,
+        check_items,
+        check_style_supported,
+        count_failed,
+        open_output,
+        run_scope,
+        run_steps,
+        scan_inputs,
+    )
 
-    out = B.prepare_output(out, resume=resume, overwrite=overwrite)
-    for folder in (out, out / B.CHECKPOINT_DIR):
-        remove_stale_temps(folder)
+    out, stored = open_output(out, resume=resume, overwrite=overwrite)
     if resume:
-        stored = B.read_config(out)
         if stored.get("kind") != "backbone":
             raise DeviseError(f"{out} is a DeViSE bundle, not a pre-training run; resume it with devise train")
         cfg = TrainConfig.from_dict(stored["hyperparameters"]).validate()
@@ -102,7 +92,7 @@ def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, ove
                                f"{len(stored['classes'])}); resume with the same pool")
         provenance = stored.get("provenance", provenance)
         reporter.message(f"resuming {out} with its stored settings")
-    _check(items, classes)
+    check_items(items, len(classes), what="pool")
     train, val = stratified_split(items, cfg.val_split, cfg.seed)
     if not resume:
         check_style_supported(cfg)
@@ -111,34 +101,15 @@ def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, ove
     seconds: dict[str, float] = {}
     headers, manifests, recipe = scan_inputs(out, cfg, train, val, reporter)
     with run_scope(cfg) as strategy:
-        model = _build_or_restore(cfg, len(classes), out)
-        ctx = RunContext(cfg, _Classes(classes), out, model, train, val, log, reporter, list(callbacks or []),
-                         strategy, recipe=recipe, headers=headers, manifests=manifests)
-        state = load_state(ctx.state_path)
-        for step in STEPS:
-            if step not in state.get("done", []) and (step != "batchnorm" or cfg.bn_images):
-                run_step(ctx, step, PHASES[step], seconds)
+        model = build_or_restore(cfg, out, embedding_dim=_VESTIGIAL, num_classes=len(classes),
+                                 hidden_units=_VESTIGIAL)
+        ctx = RunContext(cfg, out, model, train, val, log, reporter, list(callbacks or []), strategy,
+                         recipe=recipe, headers=headers, manifests=manifests)
+        run_steps(ctx, STEPS, seconds)
     info = _write_backbone(out, model, cfg, classes, provenance, train, val, log, recipe)
     _write_config(out, cfg, classes, provenance, complete=True)
-    return PretrainResult(out, len(train) - sum(str(p) in log for p, _ in train),
-                          len(val) - sum(str(p) in log for p, _ in val), len(classes), info, log.items(), seconds)
-
-
-def _build_or_restore(cfg: TrainConfig, n_classes: int, out: Path):
-    from models.net.devise_model import DeviseModel
-
-    weights_file = load_state(out / B.CHECKPOINT_DIR / "state.json").get("weights")
-    common = dict(backbone=cfg.backbone, embedding_dim=_VESTIGIAL, num_classes=n_classes,
-                  image_size=cfg.image_size, hidden_units=_VESTIGIAL, dropout=cfg.dropout,
-                  backbone_options=cfg.backbone_options())
-    if weights_file and (out / B.CHECKPOINT_DIR / weights_file).is_file():
-        model = DeviseModel(weights=None, **common)
-        model.load_weights(out / B.CHECKPOINT_DIR / weights_file)
-        return model
-    if cfg.weights and Path(cfg.weights).expanduser().is_dir() and not \
-            (Path(cfg.weights).expanduser() / BACKBONE_INFO).is_file():
-        return B.copy_backbone(DeviseModel(weights=None, **common), cfg.weights)
-    return DeviseModel(weights=cfg.weights, **common)
+    return PretrainResult(out, len(train) - count_failed(train, log), len(val) - count_failed(val, log),
+                          len(classes), info, log.items(), seconds)
 
 
 def _write_config(out: Path, cfg: TrainConfig, classes, provenance, *, complete: bool) -> None:

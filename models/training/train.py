@@ -77,10 +77,9 @@ class TrainResult:
 
 @dataclass
 class RunContext:
-    """What every phase needs: model, data, folders, reporter."""
+    """What every phase needs: model, data, folders, reporter; the DeViSE phases also the vocabulary."""
 
     cfg: TrainConfig
-    vocab: Vocabulary
     out: Path
     model: object
     train: list
@@ -89,6 +88,7 @@ class RunContext:
     reporter: Reporter
     extra_callbacks: list
     strategy: object
+    vocab: Vocabulary | None = None  # label vectors of the hinge loss and hit@k; None when pretraining (softmax only)
     recipe: str = "square"                        # the resolved augmentation recipe
     headers: dict = field(default_factory=dict)   # "train"/"val" -> ImageHeaders (which decoder reads each file)
     manifests: dict = field(default_factory=dict)  # "train"/"val" -> manifest digest (cache keys)
@@ -143,7 +143,7 @@ def train_devise(
     out = Path(output).expanduser()
     cfg = (cfg or TrainConfig()).validate()
     if not resume:
-        _check_items(items, vocab)  # before the output folder is touched
+        check_items(items, len(vocab))  # before the output folder is touched
     cluster = join_cluster(cfg)
     try:
         if cluster.num_processes > 1:  # process 0 decides where every process starts; the others copy its state
@@ -168,23 +168,22 @@ def train_devise(
 def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resume, overwrite, provenance,
                   reporter, callbacks, cluster: Cluster = Cluster()) -> TrainResult:
     """:func:`train_devise` while holding the output folder's lock."""
-    out = B.prepare_output(out, resume=resume, overwrite=overwrite)
-    for folder in (out, out / B.CHECKPOINT_DIR, out / B.CHECKPOINT_DIR / "features"):
-        remove_stale_temps(folder)  # left by a killed run; no live writer can exist (we hold the lock)
+    from models.training.phases import finish
+
+    out, stored = open_output(out, resume=resume, overwrite=overwrite)
     if resume:
-        stored = B.read_config(out)
         cfg = TrainConfig.from_dict(stored["hyperparameters"]).with_runtime_of(cfg).validate()
         vocab = Vocabulary.load(out / B.VOCAB_FILE)
         provenance = stored.get("provenance", provenance)
         reporter.message(f"resuming {out} with its stored settings")
-    _check_items(items, vocab)
+    check_items(items, len(vocab))
     if val_items is None:
         from models.data.datasets import stratified_split
 
         train, val = stratified_split(list(items), cfg.val_split, cfg.seed)
     else:
         train, val = list(items), list(val_items)
-        _check_items(val, vocab, what="validation")
+        check_items(val, len(vocab), what="validation")
     if not resume:
         from models.net.backbones import resolve_weights
 
@@ -196,32 +195,32 @@ def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resum
     seconds: dict[str, float] = {}
     headers, manifests, recipe = scan_inputs(out, cfg, train, val, reporter)
     with run_scope(cfg) as strategy:
-        model = _build_or_restore(cfg, vocab, out)
-        ctx = RunContext(cfg, vocab, out, model, train, val, log, reporter, list(callbacks or []), strategy,
+        model = build_or_restore(cfg, out, embedding_dim=vocab.dim, num_classes=len(vocab),
+                                 hidden_units=cfg.hidden_units)
+        ctx = RunContext(cfg, out, model, train, val, log, reporter, list(callbacks or []), strategy, vocab=vocab,
                          recipe=recipe, headers=headers, manifests=manifests, cluster=cluster)
-        best = _run_steps(ctx, seconds)
+        run_steps(ctx, STEPS, seconds)
+        t0 = time.perf_counter()
+        best = finish(ctx)
+        seconds["finish"] = time.perf_counter() - t0
     _write_config(out, cfg, vocab, provenance, train, val, complete=True, log=log, best=best, seconds=seconds,
                   softmax_trained=bool(cfg.pretrain_epochs or cfg.head_epochs), recipe=recipe)
-    return TrainResult(out, len(train) - _count_failed(train, log), len(val) - _count_failed(val, log),
+    return TrainResult(out, len(train) - count_failed(train, log), len(val) - count_failed(val, log),
                        len(vocab), log.items(), seconds, best, model)
 
 
-def _run_steps(ctx: RunContext, seconds: dict) -> dict | None:
-    """Run the steps not yet done (per the state file), then finish the bundle's model."""
-    from models.training.phases import PHASES, finish
+def run_steps(ctx: RunContext, steps: Sequence[str], seconds: dict) -> None:
+    """Run those of ``steps`` (``train``: all, ``pretrain``: phase 0 and BatchNorm) that ``ctx.cfg`` asks for
+    and the state file does not record as done, in order."""
+    from models.training.phases import PHASES
 
-    state = load_state(ctx.state_path)
-    for step in STEPS:
-        if step in state.get("done", []) or not _wanted(ctx.cfg, step):
-            continue
-        run_step(ctx, step, PHASES[step], seconds)
-    t0 = time.perf_counter()
-    best = finish(ctx)
-    seconds["finish"] = time.perf_counter() - t0
-    return best
+    done = load_state(ctx.state_path).get("done", [])
+    for step in steps:
+        if step not in done and _wanted(ctx.cfg, step):
+            _run_step(ctx, step, PHASES[step], seconds)
 
 
-def run_step(ctx: RunContext, step: str, phase, seconds: dict) -> None:
+def _run_step(ctx: RunContext, step: str, phase, seconds: dict) -> None:
     """Run one step (telling extra callbacks which), time it, then save and record it as done."""
     t0 = time.perf_counter()
     for cb in ctx.extra_callbacks:
@@ -233,15 +232,32 @@ def run_step(ctx: RunContext, step: str, phase, seconds: dict) -> None:
     ctx.last_phase = step
 
 
-def _check_items(items, vocab: Vocabulary, what: str = "training") -> None:
+def open_output(out: Path, *, resume: bool, overwrite: bool) -> tuple[Path, dict | None]:
+    """The output folder made ready for a run (``train`` and ``pretrain``; the caller holds its lock): created
+    (emptied with ``overwrite``), the temporary files a killed run left removed (no live writer can exist while
+    we hold the lock), and with ``resume`` its stored config.json (else None)."""
+    out = B.prepare_output(out, resume=resume, overwrite=overwrite)
+    for folder in (out, out / B.CHECKPOINT_DIR, out / B.CHECKPOINT_DIR / "features"):
+        remove_stale_temps(folder)
+    return out, B.read_config(out) if resume else None
+
+
+def check_items(items, n_classes: int, what: str = "training") -> None:
+    """Refuse a set no phase can train on, before any work: no images, a label outside the ``n_classes``
+    classes, fewer than 2 classes (DeViSE's training set: labels in use; the pool: its class names). ``what``
+    is ``training``, ``validation`` or ``pool`` (pre-training's classes are a pool's names, not a vocabulary)."""
+    pool = what == "pool"
+    if pool and n_classes < 2:
+        raise DatasetError(f"the pool has {n_classes} class; pre-training needs at least 2")
     if not items:
-        raise DatasetError(f"the {what} set has no images")
+        raise DatasetError("the pool has no images" if pool else f"the {what} set has no images")
     labels = {int(lbl) for _, lbl in items}
     if what == "training" and len(labels) < 2:
         raise DatasetError(f"the {what} set has {len(labels)} class; DeViSE needs at least 2 classes")
-    bad = [lbl for lbl in labels if not 0 <= lbl < len(vocab)]
+    bad = sorted(lbl for lbl in labels if not 0 <= lbl < n_classes)
     if bad:
-        raise DatasetError(f"{what} labels {bad[:5]} are outside the vocabulary of {len(vocab)} labels")
+        raise DatasetError(f"labels {bad[:5]} are outside the {n_classes} classes" if pool else
+                           f"{what} labels {bad[:5]} are outside the vocabulary of {n_classes} labels")
 
 
 @contextlib.contextmanager
@@ -290,17 +306,19 @@ def _scan(out: Path, sets: dict) -> tuple[dict, dict]:
     return headers, manifests
 
 
-def _count_failed(items, log: FailureLog) -> int:
+def count_failed(items, log: FailureLog) -> int:
+    """How many of ``items`` could not be read (the rest are the images a run trained on)."""
     return sum(1 for p, _ in items if str(p) in log)
 
 
-def _build_or_restore(cfg: TrainConfig, vocab: Vocabulary, out: Path):
+def build_or_restore(cfg: TrainConfig, out: Path, *, embedding_dim: int, num_classes: int, hidden_units: int):
+    """The run's DeviseModel: from the last recorded step's weights in ``out`` when there are some, else from
+    ``cfg.weights`` (a file, a named set, or another bundle's backbone). Pre-training passes a vestigial head."""
     from models.net.devise_model import DeviseModel
 
-    state = load_state(out / B.CHECKPOINT_DIR / "state.json")
-    weights_file = state.get("weights")
-    common = dict(backbone=cfg.backbone, embedding_dim=vocab.dim, num_classes=len(vocab),
-                  image_size=cfg.image_size, hidden_units=cfg.hidden_units, dropout=cfg.dropout,
+    weights_file = load_state(out / B.CHECKPOINT_DIR / "state.json").get("weights")
+    common = dict(backbone=cfg.backbone, embedding_dim=embedding_dim, num_classes=num_classes,
+                  image_size=cfg.image_size, hidden_units=hidden_units, dropout=cfg.dropout,
                   backbone_options=cfg.backbone_options())
     if weights_file and (out / B.CHECKPOINT_DIR / weights_file).is_file():
         model = DeviseModel(weights=None, **common)
