@@ -17,6 +17,7 @@ from devise._lazy import lazy_exports
 _EXPORTS = {
     "TrainConfig": "models.training.config",
     "cli_fields": "models.training.config",  # TrainConfig's fields as the CLI's options
+    "option_name": "models.training.config",  # a field's option spelling, as validate()'s messages write it
     "read_config_file": "models.training.config",  # a --config TOML/INI file
     "Reporter": "models.training.progress",
     "format_epoch": "models.training.progress",
