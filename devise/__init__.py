@@ -21,7 +21,8 @@ Modules (each light to import; what it hands on from the halves is in its ``_EXP
 
 - :mod:`devise.training`: :func:`train`, class names -> WordNet -> label vectors -> a bundle;
 - :mod:`devise.pretraining`: :func:`pretrain`, a backbone pre-trained on an icon pool;
-- :mod:`devise.labels`: a dataset's class names -> WordNet; label lookup and hop splits;
+- :mod:`devise.synsets`: names -> WordNet synsets: a dataset's class names (training), ``devise wordnet``'s
+  lookup and hop splits;
 - :mod:`devise.vocabularies`: label vocabularies, word vectors, labels given on the command line;
 - :mod:`devise.prediction`: :func:`load_model`, :func:`predict` (the ranking methods), finding and reading images;
 - :mod:`devise.default_model`: the default model (ImageNet EfficientNet-Lite0 + a DeViSE head), built on first use;
@@ -53,7 +54,7 @@ _EXPORTS = {
     "pretrain": "devise.pretraining",
     "TrainConfig": "models.training.config",
     "TrainResult": "models.training.train",
-    "Reporter": "models.training.progress",
+    "Reporter": "models.training.reporter",
     # models
     "load_model": "devise.prediction",
     "Bundle": "models.bundle",

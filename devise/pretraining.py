@@ -3,7 +3,7 @@
 :func:`pretrain` is what ``devise pretrain`` runs: it reads a pool (``devise data pool``'s
 folder, any class-per-folder tree, or a CSV ``img_name,class``) whose classes are plain names,
 not WordNet nouns, and hands ``(path, class index)`` items to
-:func:`models.training.pretrain.pretrain_backbone`. The folder it writes is a backbone that
+:func:`models.training.backbone_pretraining.pretrain_backbone`. The folder it writes is a backbone that
 ``devise train --weights FOLDER`` (or :func:`devise.train` ``weights=FOLDER``) starts from.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ def pretrain(pool: str | Path, output: str | Path, *, resume: bool = False, over
     ``style="crop,recolour"``...) over :data:`~models.training.config.PRETRAIN_DEFAULTS`. The
     pool's ``pool.json`` (classes, sets, licences, what was excluded) is recorded as provenance
     in ``output/backbone.json`` with the weights' SHA-256. Returns the
-    :class:`models.training.pretrain.PretrainResult`.
+    :class:`models.training.backbone_pretraining.PretrainResult`.
     """
     from models.training.config import pretrain_config
     from wordnet.base.files import ensure_unlocked, lock_path_for
@@ -52,7 +52,7 @@ def pretrain(pool: str | Path, output: str | Path, *, resume: bool = False, over
     items, classes = pool_items(pool)
     provenance = {"path": str(Path(pool).expanduser().resolve()), **read_pool(pool)}
 
-    from models.training.pretrain import pretrain_backbone
+    from models.training.backbone_pretraining import pretrain_backbone
 
     return pretrain_backbone(items, classes, output, cfg, resume=resume, overwrite=overwrite,
                              provenance=provenance, reporter=reporter, callbacks=callbacks)

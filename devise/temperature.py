@@ -55,7 +55,7 @@ def score_temperature(bundle, *, batch_size: int = 32, on_fit: Callable[[int], N
 
 def _validation_items(bundle):
     """The bundle's validation images ``[(path, training row)]``, found again from its provenance."""
-    from devise.labels import dataset_labels
+    from devise.synsets import dataset_labels
     from models.bundle import VOCAB_FILE
     from models.data.datasets import stratified_split
     from wordnet.base.errors import BundleError

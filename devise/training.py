@@ -1,7 +1,7 @@
 """Training from a labelled folder or CSV: class names -> WordNet -> label vectors -> a model bundle.
 
 :func:`train` is what ``devise train`` runs: it maps the dataset's class names to
-WordNet synsets (:mod:`devise.labels`), builds or reads the training vocabulary, and
+WordNet synsets (:mod:`devise.synsets`), builds or reads the training vocabulary, and
 hands plain ``(path, label row)`` items to :func:`models.training.train.train_devise`,
 which runs the phases and writes the bundle. Every problem with the data or the labels
 is reported before TensorFlow is imported.
@@ -17,9 +17,10 @@ from devise._lazy import lazy_exports
 _EXPORTS = {
     "TrainConfig": "models.training.config",
     "cli_fields": "models.training.config",  # TrainConfig's fields as the CLI's options
+    "option_name": "models.training.config",  # a field's option spelling, as validate()'s messages write it
     "read_config_file": "models.training.config",  # a --config TOML/INI file
-    "Reporter": "models.training.progress",
-    "format_epoch": "models.training.progress",
+    "Reporter": "models.training.reporter",
+    "format_epoch": "models.training.reporter",
 }
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 
@@ -44,11 +45,11 @@ def train(data: str | Path, output: str | Path | None = None, *, vocab: str | Pa
     labels come from the vocabulary ``vocab`` or are built from the word vectors
     ``vectors`` (default: the offline ones) with ``label_text``. ``settings`` are
     :class:`models.training.config.TrainConfig` fields (``backbone="mobilenet_v2"``,
-    ``head_epochs=5`` ...). ``reporter`` (a :class:`models.training.progress.Reporter`)
+    ``head_epochs=5`` ...). ``reporter`` (a :class:`models.training.reporter.Reporter`)
     shows progress; ``notify(text)`` hears about merged class names. Returns the
     :class:`models.training.train.TrainResult`.
     """
-    from devise.labels import dataset_labels
+    from devise.synsets import dataset_labels
     from models.bundle import CONFIG_FILE, VOCAB_FILE, check_output
     from models.training.config import TrainConfig
     from wordnet.base.errors import BundleError

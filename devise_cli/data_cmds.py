@@ -139,7 +139,7 @@ def _report(result, n_styles):
 @domain_errors
 def icons(out, size, sets, concepts, min_sets, split_seed, n_splits, unseen_fraction, heldout_style,
           table, node_modules):
-    """Render the emoji concepts from every open icon set in @iconify/json (a larger, harder pool).
+    """Render the emoji concepts from every open icon set in @iconify/json (a larger, harder benchmark).
 
     Sets under NC, ND or GPL licences, logos, flags and programming symbols are left out.
     Icons match concepts by the table's names and the synsets' WordNet lemmas, minus a

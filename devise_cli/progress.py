@@ -2,7 +2,7 @@
 
 Bars go to stderr and only on a terminal (logs and pipes get the results alone). The
 library never draws anything itself: it calls ``progress(done, total)`` callbacks or a
-:class:`models.training.progress.Reporter`, and these are the CLI's implementations.
+:class:`models.training.reporter.Reporter`, and these are the CLI's implementations.
 """
 from __future__ import annotations
 

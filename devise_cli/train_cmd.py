@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from devise.training import cli_fields
+from devise.training import cli_fields, option_name
 from devise_cli.common import console, domain_errors, label_text_option
 
 
@@ -42,7 +42,7 @@ def option_for(field, flag: str | None = None, default=_NO_DEFAULT) -> click.Opt
     """The Click option of one TrainConfig field: ``--image-size`` for ``image_size``, typed from the field
     (``flag`` and ``default`` replace the field's own, for commands that present a setting differently)."""
     meta = field.metadata
-    flag = flag or "--" + field.name.replace("_", "-")
+    flag = flag or option_name(field.name)
     default = field.default if default is _NO_DEFAULT else default
     names = [meta["short"], flag] if meta.get("short") else [flag]
     kwargs = dict(default=default, help=meta.get("help") or None, envvar=meta.get("envvar"),
@@ -59,7 +59,7 @@ def option_for(field, flag: str | None = None, default=_NO_DEFAULT) -> click.Opt
     elif kind in ("int", "float"):
         rng = click.IntRange if kind == "int" else click.FloatRange
         bounded = meta.get("min") is not None or meta.get("max") is not None
-        extra = {"max_open": True} if meta.get("max_open") else {}
+        extra = {k: True for k in ("min_open", "max_open") if meta.get(k)}
         kwargs["type"] = (rng(meta.get("min"), meta.get("max"), **extra) if bounded
                           else (int if kind == "int" else float))
         kwargs["show_default"] = default is not None

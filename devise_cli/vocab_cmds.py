@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from devise.labels import SHIPPED_LISTS
+from devise.synsets import SHIPPED_LISTS
 from devise_cli.common import console, domain_errors, echo_json, label_text_option
 
 VECTORS_HELP = "Word vectors (any format) [default: the vectors from `devise vectors train`]."

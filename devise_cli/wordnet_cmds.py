@@ -1,6 +1,6 @@
 """``devise wordnet``: look labels up in WordNet and build zero-shot hop splits.
 
-Click glue over :func:`devise.labels.lookup` and :func:`devise.labels.hop_split`; NLTK is
+Click glue over :func:`devise.synsets.lookup` and :func:`devise.synsets.hop_split`; NLTK is
 imported inside the commands only.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from devise.labels import SHIPPED_LISTS
+from devise.synsets import SHIPPED_LISTS
 from devise_cli.common import console, domain_errors, echo_json
 
 LIST_HELP = f"one label a line (wnids, synset names or words), or a shipped list: {', '.join(SHIPPED_LISTS)}"
@@ -62,7 +62,7 @@ def lookup(query, first_only, all_senses, as_json, overrides):
       devise wordnet lookup "snow leopard" --first
       devise wordnet lookup n02084071 --json
     """
-    from devise.labels import lookup as senses
+    from devise.synsets import lookup as senses
 
     records = senses(query, overrides=overrides, first_only=first_only)  # unknown -> error with suggestions
     if as_json:
@@ -98,7 +98,7 @@ def hops(seen, universe, hops, output):
       devise wordnet hops --seen my_classes.txt --hops 3 -o 3hop.txt
     """
     from devise.files import atomic_write
-    from devise.labels import hop_split
+    from devise.synsets import hop_split
 
     seen_wnids, universe_wnids, wnids = hop_split(seen, universe, hops)
     text = "".join(f"{w}\n" for w in wnids)

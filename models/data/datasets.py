@@ -2,7 +2,7 @@
 
 A labelled dataset is a folder with one sub-folder of images per class, or a CSV
 ``img_name,class[,text]`` (paths relative to the CSV). Class names are returned as
-written; mapping them to WordNet is the label half's job (:mod:`devise.labels`).
+written; mapping them to WordNet is the label half's job (:mod:`devise.synsets`).
 Nothing here decodes an image or imports TensorFlow.
 """
 from __future__ import annotations

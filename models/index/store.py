@@ -45,7 +45,9 @@ class ImageIndexError(DeviseError):
 
 
 def model_checksum(bundle_path: str | os.PathLike) -> str:
-    """``sha256:<hex>`` of a bundle's ``model.keras``: the identity of the embeddings it makes."""
+    """``sha256:<hex>`` of the ``model.keras`` in the bundle folder ``bundle_path``: the identity of the
+    embeddings it makes. Only the model file is hashed (a vocabulary swapped in the bundle changes no
+    embedding); the value is what an index stores under its ``model_checksum`` attribute."""
     from models.bundle import MODEL_FILE
 
     model_file = Path(bundle_path).expanduser() / MODEL_FILE

@@ -8,8 +8,10 @@
 - :mod:`~models.training.batchnorm`: recomputing BatchNorm statistics;
 - :mod:`~models.training.callbacks`: history rows, best weights, SIGKILL-safe backups, progress;
 - :mod:`~models.training.distribute`: distribution strategy and mixed precision;
-- :mod:`~models.training.progress`: how training reports progress (silent or rich);
-- :mod:`~models.training.pretrain`: ``devise pretrain``'s engine (phase 0 alone, written as a backbone);
+- :mod:`~models.training.reporter`: the :class:`Reporter` interface training reports progress through (silent;
+  the caller's subclass draws it);
+- :mod:`~models.training.backbone_pretraining`: ``devise pretrain``'s engine (phase 0 alone on a pool, written as
+  a backbone folder; the phase itself is :func:`models.training.phases.pretrain`);
 - :mod:`~models.training.head_fit`: a DeViSE head fitted on feature vectors in memory (the default model's);
 - :mod:`~models.training.resume_point`: where a run on several processes starts, decided by process 0.
 """

@@ -242,7 +242,7 @@ def save_state(path: Path, state: dict) -> None:
 
 
 class ReporterCallback(keras.callbacks.Callback):
-    """Forwards one phase's ``fit`` events to a :class:`~models.training.progress.Reporter`."""
+    """Forwards one phase's ``fit`` events to a :class:`~models.training.reporter.Reporter`."""
 
     def __init__(self, reporter, phase: str, epochs: int, steps: int | None):
         super().__init__()

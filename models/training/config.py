@@ -1,9 +1,11 @@
 """Training hyperparameters: one dataclass, the single source of every setting's name, default and choices.
 
-Defaults follow the paper and the Keras DeViSE write-up. Each field's metadata says how
-the command line presents it (help text, choices, range, short flag); ``devise train``
-builds its options from these fields, ``--config FILE`` reads the same keys, and the
-bundle's ``config.json`` records :meth:`TrainConfig.to_dict` for ``--resume``.
+Defaults follow the paper and the Keras DeViSE write-up. Each field's metadata holds its
+allowed values (choices or range) and how the command line presents it (help text, short
+flag); ``devise train`` builds its options from these fields, :meth:`TrainConfig.validate`
+checks the same declarations for library callers and stored bundles, ``--config FILE``
+reads the same keys, and the bundle's ``config.json`` records :meth:`TrainConfig.to_dict`
+for ``--resume``.
 Nothing here imports Keras, so ``devise --help`` stays instant.
 """
 from __future__ import annotations
@@ -17,25 +19,50 @@ from models.net.catalog import LOSS_VARIANTS, backbone_names
 from models.training.distribute import MULTI_WORKER_REFUSED
 from wordnet.base.errors import DeviseError
 
-LOSSES = LOSS_VARIANTS                                    # --loss
-STRATEGIES = ("auto", "mirrored", "multi-worker", "one")  # --strategy
-SCHEDULES = ("constant", "cosine")                         # --pretrain-schedule
-JIT_CHOICES = ("auto", "on", "off")                       # --jit-compile
-DETERMINISM_CHOICES = ("auto", "on", "off")               # --deterministic
 GPU_STEPS_PER_EXECUTION = 16  # --steps-per-execution 0 with a GPU: 16 steps per host call
 
 
-def setting(default, help: str = "", *, choices=None, min=None, max=None, max_open: bool = False,
-            short: str | None = None, off_flag: str | None = None, metavar: str | None = None,
-            envvar: str | None = None, cli: bool = True, **kwargs):
-    """A :class:`TrainConfig` field with how the CLI shows it (``off_flag``: the name of a boolean's
-    negative flag, e.g. ``no-augment``; ``cli=False``: library-only)."""
+def setting(default, help: str = "", *, choices=None, min=None, max=None, min_open: bool = False,
+            max_open: bool = False, short: str | None = None, off_flag: str | None = None,
+            metavar: str | None = None, envvar: str | None = None, cli: bool = True, **kwargs):
+    """A :class:`TrainConfig` field with its allowed values and how the CLI shows it.
+
+    ``choices`` and the range ``min``..``max`` (``min_open``/``max_open``: that bound excluded) are
+    declared here once: Click's option types and :meth:`TrainConfig.validate` both read them.
+    ``off_flag``: the name of a boolean's negative flag, e.g. ``no-augment``; ``cli=False``: library-only.
+    """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "min": min, "max": max,
-            "max_open": max_open, "short": short, "off_flag": off_flag, "metavar": metavar, "envvar": envvar,
-            "cli": cli}
+            "min_open": min_open, "max_open": max_open, "short": short, "off_flag": off_flag, "metavar": metavar,
+            "envvar": envvar, "cli": cli}
     if callable(default):
         return field(default_factory=default, metadata=meta, **kwargs)
     return field(default=default, metadata=meta, **kwargs)
+
+
+def option_name(name: str) -> str:
+    """The command-line spelling of a :class:`TrainConfig` field: ``--image-size`` for ``image_size``."""
+    return "--" + name.replace("_", "-")
+
+
+def _bound_problem(value, meta: dict) -> str | None:
+    """Why ``value`` is outside the field's declared choices or range, or None when it is inside."""
+    choices, low, high = meta.get("choices"), meta.get("min"), meta.get("max")
+    if choices is not None:
+        return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
+    if (low is None and high is None) or value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"must be a number, got {value!r}"
+    too_low = low is not None and (value <= low if meta.get("min_open") else value < low)
+    too_high = high is not None and (value >= high if meta.get("max_open") else value > high)
+    if not (too_low or too_high):
+        return None
+    if low is not None and high is not None:
+        interval = f"{'(' if meta.get('min_open') else '['}{low}, {high}{')' if meta.get('max_open') else ']'}"
+        return f"must be in {interval}, got {value}"
+    if low is not None:
+        return f"must be {'above' if meta.get('min_open') else 'at least'} {low}, got {value}"
+    return f"must be {'below' if meta.get('max_open') else 'at most'} {high}, got {value}"
 
 
 @dataclass
@@ -52,8 +79,9 @@ class TrainConfig:
     hidden_units: int = setting(1024, "Width of the DeViSE head's hidden layer (0: a linear head).", min=0)
     dropout: float = setting(0.3, "Dropout on the backbone's features.", min=0, max=1, max_open=True)
     # loss
-    margin: float = setting(0.1, "Hinge rank loss margin.")
-    loss: str = setting("sum", "Sum over all negatives, or the paper's first-violation sampling.", choices=LOSSES)
+    margin: float = setting(0.1, "Hinge rank loss margin.", min=0, min_open=True)
+    loss: str = setting("sum", "Sum over all negatives, or the paper's first-violation sampling.",
+                        choices=LOSS_VARIANTS)
     # data
     batch_size: int = setting(32, "Global batch size (split across devices).", min=1, short="-b")
     val_split: float = setting(0.1, "Fraction of each class held out for validation (stratified, seeded).",
@@ -72,7 +100,7 @@ class TrainConfig:
     pretrain_epochs: int = setting(0, "Phase 0: softmax pre-training of the backbone.", min=0)
     pretrain_lr: float = setting(1e-3, "Phase 0 Adam learning rate.")
     pretrain_schedule: str = setting("constant", "Phase 0 learning rate: constant, or cosine decay to 0 over "
-                                     "its epochs.", choices=SCHEDULES)
+                                     "its epochs.", choices=("constant", "cosine"))
     # BatchNorm statistics recomputed on this many clean training images before phase 1
     bn_images: int = setting(1000, "Training images used to recompute BatchNorm statistics before phase 1.", min=0)
     # phase 1: head on cached frozen features, SGD with momentum
@@ -87,7 +115,7 @@ class TrainConfig:
     # engineering
     strategy: str = setting("auto", "tf.distribute strategy (auto: mirrored over all GPUs if several; "
                             "multi-worker is refused: several hosts train on the JAX backend).",
-                            choices=STRATEGIES)
+                            choices=("auto", "mirrored", "multi-worker", "one"))
     mixed_precision: bool = setting(False, "mixed_float16 compute (GPUs); loss and output in float32.")
     tensorboard: str | None = setting(None, "Write TensorBoard logs.", metavar="DIR")
     run_eagerly: bool = setting(False, "Run Keras eagerly: no graph tracing (debugging, or a handful of images "
@@ -95,11 +123,11 @@ class TrainConfig:
     deterministic: str = setting("auto", "Deterministic TensorFlow ops, so a run with the same --seed, data and "
                                  "machine repeats exactly: on, off, or auto (on without a GPU; off with one, where "
                                  "the input pipeline must run in parallel and some GPU kernels have no "
-                                 "deterministic version).", choices=DETERMINISM_CHOICES)
+                                 "deterministic version).", choices=("auto", "on", "off"))
     steps_per_execution: int = setting(0, f"Training steps per host call (0: {GPU_STEPS_PER_EXECUTION} with a GPU, "
                                        "1 without).", min=0)
     jit_compile: str = setting("auto", "XLA-compile the training step (auto: Keras's choice, XLA on a single GPU "
-                               "without a distribution strategy).", choices=JIT_CHOICES)
+                               "without a distribution strategy).", choices=("auto", "on", "off"))
     decode_workers: int = setting(0, "Image decoding processes of the TF-free input path (Keras backends other "
                                   "than TensorFlow); 0: one per CPU core but one, at most 16.", min=0,
                                   envvar="DEVISE_DECODE_WORKERS")
@@ -116,40 +144,20 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         if isinstance(self.deterministic, bool):  # bundles written before auto was the default
             self.deterministic = "on" if self.deterministic else "off"
-        checks = [
-            (self.backbone in backbone_names(), f"--backbone must be one of {', '.join(backbone_names())}, "
-                                                f"got {self.backbone!r}"),
-            (self.image_size >= 32, f"--image-size must be at least 32, got {self.image_size}"),
-            (self.batch_size >= 1, f"--batch-size must be positive, got {self.batch_size}"),
-            (0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}"),
-            (0 <= self.val_split < 1, f"--val-split must be in [0, 1), got {self.val_split}"),
-            (self.margin > 0, f"--margin must be positive, got {self.margin}"),
-            (self.loss in LOSSES, f"--loss must be {' or '.join(LOSSES)}, got {self.loss!r}"),
-            (min(self.pretrain_epochs, self.head_epochs, self.finetune_epochs, self.bn_images) >= 0,
-             "epoch and image counts must be >= 0"),
+        for f in dataclasses.fields(self):
+            problem = _bound_problem(getattr(self, f.name), f.metadata)
+            if problem:
+                raise DeviseError(f"{option_name(f.name)} {problem}")
+        checks = [  # what involves several settings, or more than one field's range
             (self.pretrain_epochs + self.head_epochs + self.finetune_epochs > 0,
              "all epoch counts are 0: nothing to train"),
-            (self.strategy in STRATEGIES, f"--strategy must be {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}, "
-                                          f"got {self.strategy!r}"),
             (self.strategy != "multi-worker", MULTI_WORKER_REFUSED),
-            (self.hidden_units >= 0, "--hidden-units must be 0 (a linear head) or more"),
-            (self.pretrain_schedule in SCHEDULES, f"--pretrain-schedule must be {' or '.join(SCHEDULES)}, "
-                                                  f"got {self.pretrain_schedule!r}"),
-            (self.augmentation in recipe_names(), f"--augmentation must be one of {', '.join(recipe_names())}, "
-                                                  f"got {self.augmentation!r}"),
-            (self.steps_per_execution >= 0, f"--steps-per-execution must be >= 0, got {self.steps_per_execution}"),
-            (self.num_processes >= 1, f"--num-processes must be >= 1, got {self.num_processes}"),
-            (0 <= self.process_id < self.num_processes, f"--process-id must be 0 to {self.num_processes - 1} "
-                                                        f"(--num-processes {self.num_processes}), "
-                                                        f"got {self.process_id}"),
+            (self.process_id < self.num_processes, f"--process-id must be 0 to {self.num_processes - 1} "
+                                                   f"(--num-processes {self.num_processes}), got {self.process_id}"),
             (self.num_processes == 1 or bool(self.coordinator),
              "--num-processes above 1 needs --coordinator HOST:PORT (process 0's address, the same on every process)"),
             (self.batch_size % self.num_processes == 0,
              f"--batch-size {self.batch_size} must be a multiple of --num-processes {self.num_processes}"),
-            (self.decode_workers >= 0, f"--decode-workers must be >= 0, got {self.decode_workers}"),
-            (self.jit_compile in JIT_CHOICES, f"--jit-compile must be auto, on or off, got {self.jit_compile!r}"),
-            (self.deterministic in DETERMINISM_CHOICES,
-             f"--deterministic must be auto, on or off, got {self.deterministic!r}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -55,7 +55,7 @@ from models.training.distribute import (
     join_cluster,
     precision,
 )
-from models.training.progress import Reporter
+from models.training.reporter import Reporter
 from models.training.resume_point import STEPS, share_resume_point
 from models.training.resume_point import wanted as _wanted
 from wordnet.base.errors import DatasetError, DeviseError

@@ -152,8 +152,8 @@ def test_options_come_from_the_training_config():
     import dataclasses
 
     from devise_cli.train_cmd import train
-    from models.net.catalog import backbone_names
-    from models.training.config import LOSSES, STRATEGIES, TrainConfig, cli_fields
+    from models.net.catalog import LOSS_VARIANTS, backbone_names
+    from models.training.config import TrainConfig, cli_fields
 
     options = {p.name: p for p in train.params}
     fields = cli_fields()
@@ -165,9 +165,13 @@ def test_options_come_from_the_training_config():
         if f.metadata["choices"]:
             assert tuple(opt.type.choices) == f.metadata["choices"], f.name
         if f.metadata["min"] is not None:
-            assert opt.type.min == f.metadata["min"], f.name
+            assert (opt.type.min, opt.type.min_open) == (f.metadata["min"], f.metadata["min_open"]), f.name
+        if f.metadata["max"] is not None:
+            assert (opt.type.max, opt.type.max_open) == (f.metadata["max"], f.metadata["max_open"]), f.name
     assert tuple(options["backbone"].type.choices) == tuple(backbone_names())
-    assert tuple(options["loss"].type.choices) == LOSSES and tuple(options["strategy"].type.choices) == STRATEGIES
+    assert tuple(options["loss"].type.choices) == LOSS_VARIANTS
+    assert tuple(options["strategy"].type.choices) == ("auto", "mirrored", "multi-worker", "one")
+    assert (options["margin"].type.min, options["margin"].type.min_open) == (0, True)
     assert options["batch_size"].opts == ["-b", "--batch-size"]
     assert options["augment"].secondary_opts == ["--no-augment"]
     assert options["seed"].envvar == "DEVISE_SEED"

@@ -161,6 +161,34 @@ def test_steps_per_execution_and_jit_settings(monkeypatch):
         tiny_config(augmentation="cifar").validate()
 
 
+def test_validate_checks_every_declared_choice_and_range():
+    """validate() reads each field's choices and range from its declaration (what the CLI's option types read),
+    so a library caller or a stored config.json is held to the same values, in one line naming the option."""
+    import dataclasses
+
+    from models.training.config import TrainConfig
+    from wordnet.base.errors import DeviseError
+
+    cases = {"loss": ("first", "--loss must be one of sum, sampled, got 'first'"),
+             "jit_compile": ("yes", "--jit-compile must be one of auto, on, off, got 'yes'"),
+             "image_size": (31, "--image-size must be at least 32, got 31"),
+             "margin": (0.0, "--margin must be above 0, got 0.0"),
+             "dropout": (1.0, "--dropout must be in [0, 1), got 1.0"),
+             "head_epochs": (-1, "--head-epochs must be at least 0, got -1"),
+             "batch_size": ("8", "--batch-size must be a number, got '8'")}
+    for name, (value, message) in cases.items():
+        with pytest.raises(DeviseError) as err:
+            tiny_config(**{name: value}).validate()
+        assert str(err.value) == message
+    bounded = [f.name for f in dataclasses.fields(TrainConfig)
+               if f.metadata["choices"] or f.metadata["min"] is not None or f.metadata["max"] is not None]
+    for name in bounded:  # every declaration is checked, not only the ones listed above
+        meta = TrainConfig.__dataclass_fields__[name].metadata
+        bad = "no-such-choice" if meta["choices"] else (meta["min"] - 1 if meta["min"] is not None else meta["max"] + 1)
+        with pytest.raises(DeviseError, match=f"^--{name.replace('_', '-')} must be "):
+            tiny_config(**{name: bad}).validate()
+
+
 def test_best_weights_never_keeps_a_non_finite_score(tmp_path):
     from models.training.callbacks import BestWeights
     from tests.tiny import tiny_model

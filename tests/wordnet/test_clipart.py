@@ -18,7 +18,6 @@ from wordnet.datasets.clipart import (
     read_clipart_table,
     validate_drawings,
 )
-from wordnet.datasets.emoji import read_emoji_splits
 from wordnet.datasets.emoji_concepts import split_concepts
 
 NO_ENV = {"DEVISE_CLIPART_DIR": None, "DEVISE_CLIPART_SIZE": None, "DEVISE_SPLIT_SEED": None}
@@ -128,22 +127,6 @@ def test_build_renders_maps_and_splits(tmp_path, wn, concepts):
     assert (split1 / "seed.txt").read_text() == "1\n"
     assert all(r["img_name"].startswith("../../images/") for r in rows(split1 / "test_seen.csv"))
     assert "public domain" in (out / "ATTRIBUTION.md").read_text()
-
-
-def test_emoji_splits_are_read_back(tmp_path):
-    emoji = tmp_path / "emoji"
-    (emoji / "splits" / "split-0").mkdir(parents=True)
-    (emoji / "splits" / "split-1").mkdir(parents=True)
-    (emoji / "concepts.csv").write_text("wnid,synset,concept,lexname,split,styles\nn1,a.n.01,a,x,seen,s\n"
-                                        "n2,b.n.01,b,x,unseen,s\n")
-    for k, (seen, unseen) in enumerate([("n1", "n2"), ("n2", "n1")]):
-        folder = emoji / "splits" / f"split-{k}"
-        (folder / "seen.txt").write_text(seen + "\n")
-        (folder / "unseen.txt").write_text(unseen + "\n")
-        (folder / "seed.txt").write_text(f"{k + 4}\n")
-    assert read_emoji_splits(emoji) == (["n1", "n2"], [(4, ["n1"], ["n2"]), (5, ["n2"], ["n1"])])
-    with pytest.raises(DatasetError, match="not an emoji dataset built by devise"):
-        read_emoji_splits(tmp_path)
 
 
 def test_cli_builds_the_test_set(tmp_path):

@@ -14,6 +14,7 @@ from PIL import Image
 
 from devise_cli.cli import main
 from wordnet.base.errors import DatasetError
+from wordnet.datasets.emoji import read_emoji_splits
 from wordnet.datasets.emoji_concepts import (
     CONCRETE_LEXNAMES,
     Concept,
@@ -250,7 +251,23 @@ def test_cli_reports_a_missing_source_and_bad_input(tmp_path):
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
 
 
-# ---- the icon pool (@iconify/json layout, built here) ----------------------------------------
+def test_emoji_splits_are_read_back(tmp_path):
+    emoji = tmp_path / "emoji"
+    (emoji / "splits" / "split-0").mkdir(parents=True)
+    (emoji / "splits" / "split-1").mkdir(parents=True)
+    (emoji / "concepts.csv").write_text("wnid,synset,concept,lexname,split,styles\nn1,a.n.01,a,x,seen,s\n"
+                                        "n2,b.n.01,b,x,unseen,s\n")
+    for k, (seen, unseen) in enumerate([("n1", "n2"), ("n2", "n1")]):
+        folder = emoji / "splits" / f"split-{k}"
+        (folder / "seen.txt").write_text(seen + "\n")
+        (folder / "unseen.txt").write_text(unseen + "\n")
+        (folder / "seed.txt").write_text(f"{k + 4}\n")
+    assert read_emoji_splits(emoji) == (["n1", "n2"], [(4, ["n1"], ["n2"]), (5, ["n2"], ["n1"])])
+    with pytest.raises(DatasetError, match="not an emoji dataset built by devise"):
+        read_emoji_splits(tmp_path)
+
+
+# ---- the icon benchmark (@iconify/json layout, built here) -----------------------------------
 
 def _fake_iconify_json(root: Path) -> Path:
     """A tiny @iconify/json: two open sets, a non-commercial one and a logo set."""
@@ -275,7 +292,7 @@ def _fake_iconify_json(root: Path) -> Path:
     return root / "node_modules"
 
 
-def test_icon_pool_licences_denylist_and_cli(tmp_path, wn):
+def test_icon_benchmark_licences_denylist_and_cli(tmp_path, wn):
     from wordnet.datasets.icons import icon_names, iconify_collections, licence_allowed, read_denylist
 
     assert licence_allowed("MIT") and licence_allowed("CC-BY-SA-4.0") and licence_allowed("OFL-1.1")

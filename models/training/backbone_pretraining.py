@@ -26,7 +26,7 @@ from models import bundle as B
 from models.net.catalog import BACKBONE_FILE, BACKBONE_FORMAT, BACKBONE_INFO
 from models.training.callbacks import read_history, save_weights_atomic
 from models.training.config import TrainConfig
-from models.training.progress import Reporter
+from models.training.reporter import Reporter
 from wordnet.base.errors import DatasetError, DeviseError
 from wordnet.base.files import atomic_write, exclusive_lock, lock_path_for, sha256_file
 

@@ -11,9 +11,9 @@ keras = pytest.importorskip("keras")
 
 from models.net.backbones import WeightsError, resolve_weights  # noqa: E402
 from models.net.catalog import WEIGHTS_DIR, shipped_weights  # noqa: E402
+from models.training.backbone_pretraining import pretrain_backbone, sha256_of  # noqa: E402
 from models.training.callbacks import InterruptAfter  # noqa: E402
 from models.training.config import pretrain_config  # noqa: E402
-from models.training.pretrain import pretrain_backbone, sha256_of  # noqa: E402
 from tests.tiny import tiny_model  # noqa: E402
 from wordnet.base.errors import DatasetError, DeviseError  # noqa: E402
 

@@ -1,5 +1,5 @@
-"""Labels and WordNet: a training dataset's class names mapped to WordNet and a vocabulary (for
-:func:`devise.train`), and the lookups of ``devise wordnet`` (:func:`lookup`, :func:`hop_split`).
+"""Names to WordNet synsets: a training dataset's class names mapped to WordNet and a vocabulary
+(for :func:`devise.train`), and the lookups of ``devise wordnet`` (:func:`lookup`, :func:`hop_split`).
 
 This is the seam between the two halves: class names go through the label-space code
 (:mod:`wordnet.labels`, NLTK), the vocabulary comes from ``--vocab`` or is built from
