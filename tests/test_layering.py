@@ -187,16 +187,24 @@ def test_no_import_across_a_forbidden_direction():
     assert direction_violations(ROOT) == []
 
 
+def make_tree(root: Path, files: dict[str, str]) -> None:
+    """A source tree under ``root``: every package (and each folder of ``files``) with an ``__init__.py``."""
+    for pkg in PACKAGES:
+        (root / pkg).mkdir()
+        (root / pkg / "__init__.py").write_text("")
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / "__init__.py").touch()
+        path.write_text(text)
+
+
 def test_the_checks_catch_what_they_claim_to(tmp_path):
     """A tree with a lazy cycle and a Keras import in the label half is caught (the checks can fail)."""
-    for pkg in PACKAGES:
-        (tmp_path / pkg).mkdir()
-        (tmp_path / pkg / "__init__.py").write_text("")
-    (tmp_path / "models" / "a.py").write_text("def f():\n    from models import b\n")
-    (tmp_path / "models" / "b.py").write_text("from .a import f\n")
-    (tmp_path / "wordnet" / "c.py").write_text("def g():\n    import keras\n")
-    (tmp_path / "devise" / "__init__.py").write_text('_EXPORTS = {"x": "devise_cli.y"}\n')
-    (tmp_path / "devise_cli" / "d.py").write_text("def h():\n    from wordnet.labels import wnid_of\n")
+    make_tree(tmp_path, {"models/a.py": "def f():\n    from models import b\n", "models/b.py": "from .a import f\n",
+                         "wordnet/c.py": "def g():\n    import keras\n",
+                         "devise/__init__.py": '_EXPORTS = {"x": "devise_cli.y"}\n',
+                         "devise_cli/d.py": "def h():\n    from wordnet.labels import wnid_of\n"})
     graph, _ = import_graph(tmp_path)
     assert find_cycles(graph) == [["models.a", "models.b"]]
     assert direction_violations(tmp_path) == [
@@ -276,16 +284,8 @@ def test_training_reads_images_only_through_the_input_seam():
 
 
 def test_the_seam_check_catches_a_phase_that_asks_the_backend(tmp_path):
-    for pkg in PACKAGES:
-        (tmp_path / pkg).mkdir()
-        (tmp_path / pkg / "__init__.py").write_text("")
-    (tmp_path / "models" / "training").mkdir()
-    (tmp_path / "models" / "training" / "__init__.py").write_text("")
-    (tmp_path / "models" / "data").mkdir()
-    (tmp_path / "models" / "data" / "__init__.py").write_text("")
-    (tmp_path / "models" / "data" / "pydataset.py").write_text("")
-    (tmp_path / "models" / "training" / "phases.py").write_text(
-        "import keras\n\ndef f():\n    from models.data.pydataset import x\n    return keras.backend.backend()\n")
+    make_tree(tmp_path, {"models/data/pydataset.py": "", "models/training/phases.py": (
+        "import keras\n\ndef f():\n    from models.data.pydataset import x\n    return keras.backend.backend()\n")})
     assert seam_violations(tmp_path) == [
         "models/training/phases.py:4: imports models.data.pydataset (use models.data.inputs)",
         "models/training/phases.py:5: asks keras.backend.backend() (the input seam chooses once)",
