@@ -14,6 +14,7 @@ import io
 import json
 import math
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -174,7 +175,8 @@ def weights_file_bytes(model) -> int:
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """``BackupAndRestore`` whose backup is consistent whenever the process dies.
+    """``BackupAndRestore`` whose backup is consistent whenever the process dies, and whose resumed
+    epochs repeat an uninterrupted run's exactly.
 
     Keras rewrites ``latest.weights.h5`` and then ``training_metadata.json`` in place:
     a SIGKILL during the JSON write leaves an empty file that makes the resumed ``fit``
@@ -184,12 +186,24 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     atomically: that rename is the commit point, and the previous epoch's file is
     removed only after it. The folder is kept after ``fit`` (``delete_checkpoint`` is
     off); :func:`models.training.train` removes it once the phase is recorded as done.
+
+    Weights and optimizer slots are not all of a run's state: the random streams that
+    move on every epoch are too. Keras saves neither the ``SeedGenerator`` states (dropout
+    masks, the sampled hinge loss's order) nor tf.data's shuffle and ``Dataset.random``
+    iteration counts (a fresh dataset starts at its first epoch's order and augmentation).
+    Without them a resumed epoch N drew epoch 1's randomness and its losses differed from
+    an uninterrupted run's (issue 23). So the metadata also holds the seed states, restored
+    with the weights, and the number of iterators ``fit`` had opened on ``data`` (the training
+    input, wrapped by :func:`counting_iterators`); a resumed ``fit`` opens and drops as many
+    first, which moves the dataset's random streams to where the uninterrupted run's were
+    (no element is read). PyDatasets need neither: their epoch comes from ``fit``.
     """
 
-    def __init__(self, backup_dir: str):
+    def __init__(self, backup_dir: str, data=None):
         super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
         self.folder = Path(backup_dir)
         self.metadata_path = self.folder / "training_metadata.json"
+        self.data = data
 
     def read_metadata(self) -> dict:
         try:
@@ -208,6 +222,11 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(weights)
+        set_seed_states(self.model, meta.get("seeds"))
+        opened = getattr(self.data, "iterators_opened", None)  # see counting_iterators
+        if opened is not None and isinstance(meta.get("iterators"), int):
+            for _ in range(meta["iterators"] - opened):
+                iter(self.data)
         self.model._initial_epoch = meta["epoch"]
 
     def on_epoch_end(self, epoch, logs=None):
@@ -215,13 +234,91 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         name = f"epoch-{epoch + 1}.weights.h5"
         save_weights_atomic(self.model, self.folder / name)
         with atomic_write(self.metadata_path, encoding="utf-8") as fh:
-            json.dump({"epoch": epoch + 1, "batch": 0, "weights": name}, fh)
+            meta = {"epoch": epoch + 1, "batch": 0, "weights": name, "seeds": seed_states(self.model)}
+            if getattr(self.data, "iterators_opened", None) is not None:
+                meta["iterators"] = self.data.iterators_opened
+            json.dump(meta, fh)
         for stale in self.folder.glob("*.weights.h5*"):  # earlier epochs, Keras's latest/.bkp files
             if stale.name != name:
                 stale.unlink(missing_ok=True)
 
     def on_train_end(self, logs=None):
         pass
+
+
+def _seed_variables(model) -> list:
+    """The state variables of every ``SeedGenerator`` a ``fit`` of ``model`` draws from, in a fixed order:
+    its layers' (``model.variables`` holds them, ``model.weights`` does not), then its compiled losses'."""
+    weights = {id(w) for w in model.weights}
+    found = [v for v in model.variables if id(v) not in weights]
+    for loss in keras.tree.flatten(getattr(model, "loss", None) or []):
+        found += [g.state for g in getattr(loss, "__dict__", {}).values()  # a loss given by name has none
+                  if isinstance(g, keras.random.SeedGenerator)]
+    return found
+
+
+def seed_states(model) -> list[list[int]]:
+    """``model``'s seed generator states (see :func:`_seed_variables`), as JSON-ready integers."""
+    return [np.asarray(keras.ops.convert_to_numpy(v.value)).astype(np.int64).tolist() for v in _seed_variables(model)]
+
+
+def set_seed_states(model, states) -> None:
+    """Restore :func:`seed_states`; a list that does not fit this model (a backup written before the seeds
+    were kept, or by another model) is ignored, as Keras itself would."""
+    variables = _seed_variables(model)
+    if not isinstance(states, list) or len(states) != len(variables):
+        return
+    for v, state in zip(variables, states):
+        if list(v.shape) == [len(state)]:
+            v.assign(np.asarray(state).astype(v.dtype))
+
+
+def seed_step(model, seed: int, step: str) -> None:
+    """Start ``step`` (a training step, or ``finish``) from randomness that depends on (``seed``, ``step``) only.
+
+    Steps leave random state behind that no checkpoint holds: a model's dropout ``SeedGenerator``
+    moves on in the BatchNorm recomputation and in every phase, and a layer built with no seed takes
+    Python's next random number. A run resumed after step S (its model rebuilt, earlier steps skipped)
+    would otherwise start S+1 from other states than an uninterrupted run does. So every step first
+    reseeds Python, NumPy, the backend and Keras's global generator, and restarts ``model``'s seed
+    generators, from (``seed``, ``step``); within a step, :class:`AtomicBackupAndRestore` carries the
+    state from epoch to epoch.
+    """
+    import zlib
+
+    states = np.random.SeedSequence([int(seed), zlib.crc32(step.encode())]).generate_state(1 + len(
+        _seed_variables(model)))
+    keras.utils.set_random_seed(int(states[0] >> 1))  # < 2**31: every framework takes it
+    for v, first in zip(_seed_variables(model), states[1:]):
+        v.assign(np.asarray([first >> 1, 0]).astype(v.dtype))
+
+
+def counting_iterators(data):
+    """A tf.data ``data`` as a dataset that counts the iterators opened on it (the same elements, the same
+    random streams); anything else unchanged. For :class:`AtomicBackupAndRestore`.
+
+    Each iterator opened on a dataset draws the next seeds of its ``reshuffle_each_iteration`` shuffles and
+    re-randomised ``Dataset.random`` streams, and how many ``fit`` opens per epoch is Keras's business (one,
+    or two when the number of batches is known: it opens the next epoch's ahead), so it is counted, not
+    assumed. Keras opens a fresh one at the start of every epoch (no ``steps_per_epoch``), so a resumed
+    ``fit`` that has opened as many as the interrupted one had trains on the same draws.
+    """
+    tf = sys.modules.get("tensorflow")
+    if tf is None or not isinstance(data, tf.data.Dataset):
+        return data
+    from tensorflow.python.data.ops import dataset_ops  # the pass-through base of tf.data's own wrappers
+
+    class CountingIterators(dataset_ops.UnaryUnchangedStructureDataset):
+        def __init__(self, input_dataset):
+            self._input_dataset = input_dataset
+            self.iterators_opened = 0
+            super().__init__(input_dataset, input_dataset._variant_tensor)
+
+        def __iter__(self):
+            self.iterators_opened += 1
+            return super().__iter__()
+
+    return CountingIterators(data)
 
 
 def remove_backup(folder: Path) -> None:

@@ -26,6 +26,7 @@ from models.training.callbacks import (
     FiniteWeights,
     HistoryRows,
     ReporterCallback,
+    counting_iterators,
     load_state,
     nonfinite_weights,
 )
@@ -57,13 +58,13 @@ def not_finite(phase: str, epoch: int | None, names: list[str]):
                       f"checkpoint was kept; {advice}")
 
 
-def _callbacks(ctx, phase: str, epochs: int, steps: int, monitor: str | None):
+def _callbacks(ctx, phase: str, epochs: int, steps: int, monitor: str | None, data=None):
     import keras
 
     cbs = [FiniteWeights(ctx.model, phase, not_finite), HistoryRows(ctx.out / B.HISTORY_FILE, phase)]
     if monitor and ctx.val:
         cbs.append(BestWeights(ctx.model, ctx.ckpt / BEST_WEIGHTS, ctx.state_path, phase, monitor))
-    cbs.append(AtomicBackupAndRestore(ctx.ckpt / f"backup-{phase}"))
+    cbs.append(AtomicBackupAndRestore(ctx.ckpt / f"backup-{phase}", data))  # data: see counting_iterators
     cbs.append(keras.callbacks.TerminateOnNaN())
     if ctx.cfg.tensorboard:
         cbs.append(keras.callbacks.TensorBoard(log_dir=str(Path(ctx.cfg.tensorboard) / phase)))
@@ -81,7 +82,8 @@ def _compile(ctx, model, **kwargs) -> None:
 def _fit(ctx, model, phase: str, x, *, epochs: int, steps: int, monitor: str | None = None, **kwargs):
     import warnings
 
-    callbacks = _callbacks(ctx, phase, epochs, steps, monitor)
+    x = counting_iterators(x)  # tf.data: the backup records how many epochs of random draws fit took
+    callbacks = _callbacks(ctx, phase, epochs, steps, monitor, data=x)
     with ctx.inputs.fitting(model, x, kwargs.get("validation_data")) as first, warnings.catch_warnings():
         # our datasets end each epoch by design (their length is not known ahead)
         warnings.filterwarnings("ignore", message="Your input ran out of data")

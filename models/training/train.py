@@ -45,7 +45,7 @@ from models.data.augment import get_recipe, resolve_recipe
 from models.data.failures import FailureLog
 from models.data.headers import cached_scan, manifest_digest
 from models.net.catalog import BACKBONE_INFO
-from models.training.callbacks import load_state, remove_backup, save_state, save_weights_atomic
+from models.training.callbacks import load_state, remove_backup, save_state, save_weights_atomic, seed_step
 from models.training.config import TrainConfig
 from models.training.distribute import (
     Cluster,
@@ -200,6 +200,7 @@ def _train_locked(items, vocab, out: Path, cfg: TrainConfig, *, val_items, resum
         ctx = RunContext(cfg, out, model, train, val, log, reporter, list(callbacks or []), strategy, vocab=vocab,
                          recipe=recipe, headers=headers, manifests=manifests, cluster=cluster)
         run_steps(ctx, STEPS, seconds)
+        seed_step(ctx.model, ctx.cfg.seed, "finish")
         t0 = time.perf_counter()
         best = finish(ctx)
         seconds["finish"] = time.perf_counter() - t0
@@ -221,7 +222,9 @@ def run_steps(ctx: RunContext, steps: Sequence[str], seconds: dict) -> None:
 
 
 def _run_step(ctx: RunContext, step: str, phase, seconds: dict) -> None:
-    """Run one step (telling extra callbacks which), time it, then save and record it as done."""
+    """Run one step (telling extra callbacks which; its randomness seeded from (seed, step): see
+    :func:`~models.training.callbacks.seed_step`), time it, then save and record it as done."""
+    seed_step(ctx.model, ctx.cfg.seed, step)
     t0 = time.perf_counter()
     for cb in ctx.extra_callbacks:
         if hasattr(cb, "current_phase"):
