@@ -306,9 +306,13 @@ def counting_iterators(data):
     tf = sys.modules.get("tensorflow")
     if tf is None or not isinstance(data, tf.data.Dataset):
         return data
-    from tensorflow.python.data.ops import dataset_ops  # the pass-through base of tf.data's own wrappers
+    try:
+        from tensorflow.python.data.ops import dataset_ops  # the pass-through base of tf.data's own wrappers
+        base = dataset_ops.UnaryUnchangedStructureDataset
+    except (ImportError, AttributeError):  # pragma: no cover - a TensorFlow without it: train, resume inexactly
+        return data
 
-    class CountingIterators(dataset_ops.UnaryUnchangedStructureDataset):
+    class CountingIterators(base):
         def __init__(self, input_dataset):
             self._input_dataset = input_dataset
             self.iterators_opened = 0

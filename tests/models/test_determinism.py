@@ -82,7 +82,7 @@ def test_the_epoch_backup_restores_dropout_and_input_randomness(tmp_path):
         if stop:
             callbacks.append(InterruptAfter("phase", 2))
             callbacks[-1].current_phase = "phase"
-        history = model.fit(data, epochs=4, verbose=0, callbacks=callbacks)
+        history = model.fit(data, epochs=4, verbose=0, shuffle=False, callbacks=callbacks)
         return history.history["loss"], model.get_weights()
 
     losses, weights = run(tmp_path / "whole")
