@@ -730,6 +730,36 @@ def feature_pass(feature_model, paths, size: int, batch_size: int, *, log: Failu
         yield x.numpy()[keep], p.numpy()[keep]
 
 
+def counting_iterators(ds):
+    """``ds`` as a dataset that counts the iterators opened on it (the same elements, the same random
+    streams), in ``iterators_opened``: what :class:`models.training.callbacks.AtomicBackupAndRestore`
+    records so that a resumed ``fit`` trains on the uninterrupted run's draws.
+
+    Each iterator opened on a dataset draws the next seeds of its ``reshuffle_each_iteration`` shuffles and
+    re-randomised ``Dataset.random`` streams, and how many ``fit`` opens per epoch is Keras's business (one,
+    or two when the number of batches is known: it opens the next epoch's ahead), so it is counted, not
+    assumed. Keras opens a fresh one at the start of every epoch (no ``steps_per_epoch``), so a resumed
+    ``fit`` that has opened as many as the interrupted one had trains on the same draws.
+    """
+    try:
+        from tensorflow.python.data.ops import dataset_ops  # the pass-through base of tf.data's own wrappers
+        base = dataset_ops.UnaryUnchangedStructureDataset
+    except (ImportError, AttributeError):  # pragma: no cover - a TensorFlow without it: train, resume inexactly
+        return ds
+
+    class CountingIterators(base):
+        def __init__(self, input_dataset):
+            self._input_dataset = input_dataset
+            self.iterators_opened = 0
+            super().__init__(input_dataset, input_dataset._variant_tensor)
+
+        def __iter__(self):
+            self.iterators_opened += 1
+            return super().__iter__()
+
+    return CountingIterators(ds)
+
+
 class Input:
     """This module as the run's :class:`~models.data.inputs.ImageInput` (the TensorFlow backend)."""
 
@@ -740,8 +770,9 @@ class Input:
         self.settings = settings
 
     def training(self, paths, labels, *, size, batch_size, log, recipe, augment, seed, style, headers):
-        return training_dataset(paths, labels, size=size, batch_size=batch_size, log=log, recipe=recipe,
-                                augment=augment, headers=headers, seed=seed, style=style)
+        return counting_iterators(training_dataset(paths, labels, size=size, batch_size=batch_size, log=log,
+                                                   recipe=recipe, augment=augment, headers=headers, seed=seed,
+                                                   style=style))
 
     def evaluation(self, paths, labels, *, size, batch_size, log, recipe, headers):
         return evaluation_dataset(paths, labels, size=size, batch_size=batch_size, log=log, recipe=recipe,
@@ -757,8 +788,9 @@ class Input:
 
     def feature_stream(self, cache, labels, batch_size, *, shuffle, seed=0, drop_remainder=False, weights=False,
                        outputs=("embedding", "probs")):
-        return feature_dataset(cache, labels, batch_size, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder,
-                               weights=weights, replicas=self.settings.replicas, outputs=outputs)
+        return counting_iterators(feature_dataset(cache, labels, batch_size, shuffle=shuffle, seed=seed,
+                                                  drop_remainder=drop_remainder, weights=weights,
+                                                  replicas=self.settings.replicas, outputs=outputs))
 
     @contextlib.contextmanager
     def fitting(self, model, x, validation):

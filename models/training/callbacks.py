@@ -14,7 +14,6 @@ import io
 import json
 import math
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -194,8 +193,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     Without them a resumed epoch N drew epoch 1's randomness and its losses differed from
     an uninterrupted run's (issue 23). So the metadata also holds the seed states, restored
     with the weights, and the number of iterators ``fit`` had opened on ``data`` (the training
-    input, wrapped by :func:`counting_iterators`); a resumed ``fit`` opens and drops as many
-    first, which moves the dataset's random streams to where the uninterrupted run's were
+    input's ``iterators_opened``: :func:`models.data.tfdata.counting_iterators`); a resumed ``fit``
+    opens and drops as many first, which moves the dataset's random streams to where the uninterrupted run's were
     (no element is read). PyDatasets need neither: their epoch comes from ``fit``.
     """
 
@@ -223,7 +222,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(weights)
         set_seed_states(self.model, meta.get("seeds"))
-        opened = getattr(self.data, "iterators_opened", None)  # see counting_iterators
+        opened = getattr(self.data, "iterators_opened", None)  # tf.data inputs count them
         if opened is not None and isinstance(meta.get("iterators"), int):
             for _ in range(meta["iterators"] - opened):
                 iter(self.data)
@@ -291,38 +290,6 @@ def seed_step(model, seed: int, step: str) -> None:
     keras.utils.set_random_seed(int(states[0] >> 1))  # < 2**31: every framework takes it
     for v, first in zip(_seed_variables(model), states[1:]):
         v.assign(np.asarray([first >> 1, 0]).astype(v.dtype))
-
-
-def counting_iterators(data):
-    """A tf.data ``data`` as a dataset that counts the iterators opened on it (the same elements, the same
-    random streams); anything else unchanged. For :class:`AtomicBackupAndRestore`.
-
-    Each iterator opened on a dataset draws the next seeds of its ``reshuffle_each_iteration`` shuffles and
-    re-randomised ``Dataset.random`` streams, and how many ``fit`` opens per epoch is Keras's business (one,
-    or two when the number of batches is known: it opens the next epoch's ahead), so it is counted, not
-    assumed. Keras opens a fresh one at the start of every epoch (no ``steps_per_epoch``), so a resumed
-    ``fit`` that has opened as many as the interrupted one had trains on the same draws.
-    """
-    tf = sys.modules.get("tensorflow")
-    if tf is None or not isinstance(data, tf.data.Dataset):
-        return data
-    try:
-        from tensorflow.python.data.ops import dataset_ops  # the pass-through base of tf.data's own wrappers
-        base = dataset_ops.UnaryUnchangedStructureDataset
-    except (ImportError, AttributeError):  # pragma: no cover - a TensorFlow without it: train, resume inexactly
-        return data
-
-    class CountingIterators(base):
-        def __init__(self, input_dataset):
-            self._input_dataset = input_dataset
-            self.iterators_opened = 0
-            super().__init__(input_dataset, input_dataset._variant_tensor)
-
-        def __iter__(self):
-            self.iterators_opened += 1
-            return super().__iter__()
-
-    return CountingIterators(data)
 
 
 def remove_backup(folder: Path) -> None:

@@ -26,7 +26,6 @@ from models.training.callbacks import (
     FiniteWeights,
     HistoryRows,
     ReporterCallback,
-    counting_iterators,
     load_state,
     nonfinite_weights,
 )
@@ -64,7 +63,7 @@ def _callbacks(ctx, phase: str, epochs: int, steps: int, monitor: str | None, da
     cbs = [FiniteWeights(ctx.model, phase, not_finite), HistoryRows(ctx.out / B.HISTORY_FILE, phase)]
     if monitor and ctx.val:
         cbs.append(BestWeights(ctx.model, ctx.ckpt / BEST_WEIGHTS, ctx.state_path, phase, monitor))
-    cbs.append(AtomicBackupAndRestore(ctx.ckpt / f"backup-{phase}", data))  # data: see counting_iterators
+    cbs.append(AtomicBackupAndRestore(ctx.ckpt / f"backup-{phase}", data))  # data: its random draws, resumed
     cbs.append(keras.callbacks.TerminateOnNaN())
     if ctx.cfg.tensorboard:
         cbs.append(keras.callbacks.TensorBoard(log_dir=str(Path(ctx.cfg.tensorboard) / phase)))
@@ -82,7 +81,6 @@ def _compile(ctx, model, **kwargs) -> None:
 def _fit(ctx, model, phase: str, x, *, epochs: int, steps: int, monitor: str | None = None, **kwargs):
     import warnings
 
-    x = counting_iterators(x)  # tf.data: the backup records how many epochs of random draws fit took
     callbacks = _callbacks(ctx, phase, epochs, steps, monitor, data=x)
     with ctx.inputs.fitting(model, x, kwargs.get("validation_data")) as first, warnings.catch_warnings():
         # our datasets end each epoch by design (their length is not known ahead)

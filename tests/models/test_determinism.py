@@ -65,7 +65,8 @@ def test_the_epoch_backup_restores_dropout_and_input_randomness(tmp_path):
     the stop."""
     import keras
 
-    from models.training.callbacks import AtomicBackupAndRestore, counting_iterators
+    from models.data.tfdata import counting_iterators
+    from models.training.callbacks import AtomicBackupAndRestore
 
     tf = pytest.importorskip("tensorflow")
 
