@@ -78,15 +78,15 @@ def test_shards_partition_by_a_stable_hash_of_the_absolute_path(tmp_path, monkey
     digest = int.from_bytes(hashlib.blake2b(b"/photos/a.jpg", digest_size=8).digest(), "big")
     assert [shard_of("/photos/a.jpg", n) for n in (1, 2, 7, 1000)] == [digest % n for n in (1, 2, 7, 1000)] \
         == [0, 1, 5, 783]
-    files = [tmp_path / f"f{i}.jpg" for i in range(300)]
+    files = [Path("/photos") / f"f{i}.jpg" for i in range(300)]  # fixed paths: fixed shards (need not exist)
     shards = [Shard(i, 4).select(files) for i in range(4)]
     assert sorted(p for s in shards for p in s) == sorted(files)  # every file once
     assert all(s == [p for p in files if p in s] for s in shards)  # input order kept
-    assert min(map(len, shards)) > 50  # roughly even
-    monkeypatch.chdir(tmp_path)
-    assert [shard_of(f"f{i}.jpg", 4) for i in range(20)] == [shard_of(files[i], 4) for i in range(20)]
-    grown = files + [tmp_path / "new.jpg"]
-    assert [p for p in Shard(1, 4).select(grown) if p != tmp_path / "new.jpg"] == shards[1]  # nothing moves
+    assert sorted(map(len, shards)) == [63, 78, 79, 80]  # roughly even, and pinned: the hash is fixed
+    grown = files + [Path("/photos/new.jpg")]
+    assert [p for p in Shard(1, 4).select(grown) if p.name != "new.jpg"] == shards[1]  # nothing moves
+    monkeypatch.chdir(tmp_path)  # a relative path is sharded as its absolute path
+    assert [shard_of(f"f{i}.jpg", 4) for i in range(20)] == [shard_of(tmp_path / f"f{i}.jpg", 4) for i in range(20)]
     assert Shard.parse(" 3 / 8 ") == Shard(3, 8) and str(Shard(3, 8)) == "3/8" and Shard(0, 1).select(files) == files
     for bad in ("4/4", "-1/4", "1", "a/b", "0/0"):
         with pytest.raises(UsageError, match=r"is not I/N with 0 <= I < N"):
