@@ -36,10 +36,10 @@ def index_images(photos: Sequence[str | os.PathLike], model: str | os.PathLike, 
     with another method is refused like one made with another model.
     """
     from devise.prediction import check_method, default_method
-    from models.bundle import read_config
+    from models.bundle import model_checksum, read_config
     from models.data.datasets import expand_image_paths
     from models.data.shards import Shard
-    from models.index.store import check_output, model_checksum
+    from models.index.store import check_output
     from models.index.update import update_index
     from wordnet.base.errors import DatasetError, UsageError
     from wordnet.base.files import ensure_unlocked, lock_path_for, names_target
@@ -117,7 +117,8 @@ def search(index, query: str, *, top: int = 10, model: str | os.PathLike | None 
     file is memory-mapped and scored a block at a time (never read whole); ``approx`` uses
     the approximate index kept beside it (trained on first use: ``on_build(n_images)``).
     """
-    from models.index.store import ImageIndex, IndexFile, model_checksum
+    from models.bundle import model_checksum
+    from models.index.store import ImageIndex, IndexFile
 
     idx = index if isinstance(index, (ImageIndex, IndexFile)) else IndexFile.open(index)
     try:
@@ -175,8 +176,8 @@ def search_labels(index, labels, *, top: int = 10, approx: bool = False,
 
 
 def _embed_image(idx, image: Path, model_path):
-    from models.bundle import load_bundle
-    from models.index.store import ImageIndexError, model_checksum
+    from models.bundle import load_bundle, model_checksum
+    from models.index.store import ImageIndexError
     from wordnet.base.errors import ImageError
 
     if model_path is None:

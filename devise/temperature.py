@@ -28,7 +28,7 @@ def score_temperature(bundle, *, batch_size: int = 32, on_fit: Callable[[int], N
     """
     import json
 
-    from models.index.store import model_checksum
+    from models.bundle import model_checksum
     from wordnet.base.files import atomic_write
     from wordnet.base.home import data_home
 

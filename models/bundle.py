@@ -26,7 +26,7 @@ import numpy as np
 
 from models.net.inference import compiled_inference, eager_inference
 from wordnet.base.errors import BundleError, VocabularyError
-from wordnet.base.files import atomic_write, ensure_readable
+from wordnet.base.files import atomic_write, ensure_readable, sha256_file
 from wordnet.scoring.metrics import method_embeddings
 from wordnet.vocab import Vocabulary
 
@@ -221,6 +221,18 @@ class Bundle:
         if softmax:
             prob = np.concatenate(probs) if probs else np.zeros((0, len(self.vocab)), np.float32)
         return BundleOutput(kept, emb, prob, failures)
+
+
+def model_checksum(bundle_path: str | Path) -> str:
+    """``sha256:<hex>`` of the ``model.keras`` in the bundle folder ``bundle_path``: the identity of the
+    embeddings it makes. Only the model file is hashed (a vocabulary swapped in the bundle changes no
+    embedding). Image indexes store it (their ``model_checksum`` attribute) to refuse another model's
+    rows; the softmax temperature is cached under it."""
+    model_file = Path(bundle_path).expanduser() / MODEL_FILE
+    if not model_file.is_file():
+        raise BundleError(f"{bundle_path}: no such model bundle (no {MODEL_FILE}); give the folder of a model "
+                          f"trained with devise train (--model)")
+    return "sha256:" + sha256_file(model_file).hexdigest()
 
 
 def load_bundle(path: str | Path) -> Bundle:

@@ -33,7 +33,7 @@ import numpy as np
 
 from models.index.scan import BLOCK_BYTES, MappedRows, row_blocks, scan_top_k
 from wordnet.base.errors import DeviseError
-from wordnet.base.files import atomic_write, sha256_file
+from wordnet.base.files import atomic_write
 from wordnet.vocab import plain_attr
 
 FORMAT = "devise-image-index"
@@ -42,19 +42,6 @@ FORMAT_VERSION = 1
 
 class ImageIndexError(DeviseError):
     """An image index that is missing, corrupt, empty or made by another model."""
-
-
-def model_checksum(bundle_path: str | os.PathLike) -> str:
-    """``sha256:<hex>`` of the ``model.keras`` in the bundle folder ``bundle_path``: the identity of the
-    embeddings it makes. Only the model file is hashed (a vocabulary swapped in the bundle changes no
-    embedding); the value is what an index stores under its ``model_checksum`` attribute."""
-    from models.bundle import MODEL_FILE
-
-    model_file = Path(bundle_path).expanduser() / MODEL_FILE
-    if not model_file.is_file():
-        raise ImageIndexError(f"{bundle_path}: no such model bundle (no {MODEL_FILE}); "
-                              f"give the --model the index was built with")
-    return "sha256:" + sha256_file(model_file).hexdigest()
 
 
 def short_checksum(checksum: str) -> str:

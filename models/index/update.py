@@ -30,10 +30,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from models.bundle import model_checksum
 from models.index import COMMIT_EVERY, approx
 from models.index.journal import Journal
 from models.index.merge import Picks, RowFile, write_rows
-from models.index.store import IndexFile, model_checksum
+from models.index.store import IndexFile
 from wordnet.base.errors import DeviseError
 from wordnet.base.files import exclusive_lock, lock_path_for, remove_stale_temps
 from wordnet.vocab import label_matrix

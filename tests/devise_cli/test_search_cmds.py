@@ -117,7 +117,8 @@ def search_json(env, query, *extra):
 
 # -- index + search against NumPy -------------------------------------------------------
 def test_index_holds_the_embeddings_of_every_image(env):
-    from models.index.store import ImageIndex, model_checksum
+    from models.bundle import model_checksum
+    from models.index.store import ImageIndex
 
     lines = env["first_index_stdout"].splitlines()
     assert lines[0] == f"indexed 10 images in {env['index']}: 10 new, 0 changed, 0 unchanged, 0 removed, 0 failed"
@@ -280,7 +281,7 @@ def test_empty_index_error(env, tmp_path):
 
 
 def test_model_mismatch_errors(env, tmp_path):
-    from models.index.store import model_checksum
+    from models.bundle import model_checksum
 
     built, other = model_checksum(env["bundle"]).split(":")[1][:12], model_checksum(env["other"]).split(":")[1][:12]
     expected = (f"Error: {env['index']} was built with another model ({env['bundle']}, {built}), not {env['other']} "
@@ -455,7 +456,8 @@ def test_two_shards_merged_equal_one_process(env, tmp_path):
 
 
 def test_merge_refuses_other_models_unfinished_and_existing_out(env, tmp_path):
-    from models.index.store import ImageIndex, model_checksum
+    from models.bundle import model_checksum
+    from models.index.store import ImageIndex
     from wordnet.base.files import exclusive_lock
 
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"

@@ -81,7 +81,8 @@ def env(tiny_kv, tiny_kv_file, tmp_path_factory):
 
 
 def test_index_without_model_holds_the_default_models_combined_embeddings(env):
-    from models.index.store import ImageIndex, model_checksum
+    from models.bundle import model_checksum
+    from models.index.store import ImageIndex
 
     index = env["root"] / "photos.h5"
     res = invoke("index", env["root"] / "photos", "--output", index)
