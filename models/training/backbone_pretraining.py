@@ -82,11 +82,9 @@ def _pretrain_locked(items, classes, out: Path, cfg: TrainConfig, *, resume, ove
         scan_inputs,
     )
 
-    out, stored = open_output(out, resume=resume, overwrite=overwrite)
+    out, stored = open_output(out, resume=resume, overwrite=overwrite, kind="backbone")
     if resume:
-        if stored.get("kind") != "backbone":
-            raise DeviseError(f"{out} is a DeViSE bundle, not a pre-training run; resume it with devise train")
-        cfg = TrainConfig.from_dict(stored["hyperparameters"]).validate()
+        cfg = TrainConfig.from_dict(stored["hyperparameters"]).with_runtime_of(cfg).validate()
         if list(stored["classes"]) != list(classes):
             raise DatasetError(f"{out}: the pool's classes differ from the run's ({len(classes)} vs "
                                f"{len(stored['classes'])}); resume with the same pool")

@@ -235,14 +235,26 @@ def _run_step(ctx: RunContext, step: str, phase, seconds: dict) -> None:
     ctx.last_phase = step
 
 
-def open_output(out: Path, *, resume: bool, overwrite: bool) -> tuple[Path, dict | None]:
-    """The output folder made ready for a run (``train`` and ``pretrain``; the caller holds its lock): created
-    (emptied with ``overwrite``), the temporary files a killed run left removed (no live writer can exist while
-    we hold the lock), and with ``resume`` its stored config.json (else None)."""
+# what each kind of run writes into its output folder, and the command that resumes it
+RUN_KINDS = {"bundle": ("a DeViSE bundle", "devise train"), "backbone": ("a pre-training run", "devise pretrain")}
+
+
+def open_output(out: Path, *, resume: bool, overwrite: bool, kind: str = "bundle") -> tuple[Path, dict | None]:
+    """The output folder made ready for a ``kind`` run (``train``: ``bundle``, ``pretrain``: ``backbone``; the
+    caller holds its lock): created (emptied with ``overwrite``), the temporary files a killed run left removed
+    (no live writer can exist while we hold the lock), and with ``resume`` its stored config.json (else None),
+    refused when another kind of run wrote it (one line naming the command that resumes it)."""
     out = B.prepare_output(out, resume=resume, overwrite=overwrite)
     for folder in (out, out / B.CHECKPOINT_DIR, out / B.CHECKPOINT_DIR / "features"):
         remove_stale_temps(folder)
-    return out, B.read_config(out) if resume else None
+    if not resume:
+        return out, None
+    stored = B.read_config(out)
+    found = stored.get("kind", "bundle")
+    if found != kind and found in RUN_KINDS:
+        (what, _), (wanted, _), command = RUN_KINDS[found], RUN_KINDS[kind], RUN_KINDS[found][1]
+        raise DeviseError(f"{out} is {what}, not {wanted}; resume it with {command}")
+    return out, stored
 
 
 def check_items(items, n_classes: int, what: str = "training") -> None:

@@ -110,3 +110,21 @@ def test_named_weights(tmp_path):
         with pytest.raises(WeightsError, match=f"{name}: these are weights for {info['backbone']}"):
             resolve_weights(name, "resnet50", {})
 
+
+
+def test_resume_refuses_the_other_kind_of_run(backbone, tmp_path):
+    from models.training.train import train_devise
+    from wordnet.vocab import Vocabulary
+
+    out, _result, _interrupted, items, classes = backbone
+    vocab = Vocabulary(wnids=["n00000001", "n00000002"], synsets=["a.n.01", "b.n.01"], labels=["a", "b"],
+                       definitions=["a", "b"], vectors=np.eye(2, 4))
+    with pytest.raises(DeviseError) as err:
+        train_devise(items, vocab, out, pretrain_config(**TINY_PRETRAIN), resume=True)
+    assert str(err.value) == f"{out} is a pre-training run, not a DeViSE bundle; resume it with devise pretrain"
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "config.json").write_text(json.dumps({"complete": False, "hyperparameters": {}}))  # what train writes
+    with pytest.raises(DeviseError) as err:
+        pretrain_backbone(items, classes, bundle, pretrain_config(**TINY_PRETRAIN), resume=True)
+    assert str(err.value) == f"{bundle} is a DeViSE bundle, not a pre-training run; resume it with devise train"
