@@ -117,6 +117,11 @@ def _report(result, n_styles):
                f"{len(result.dropped)} dropped with too few styles")
     for concept, style, reason in result.failures[:5]:
         click.echo(f"  failed {concept} ({style}): {reason}")
+    _report_split(result)
+
+
+def _report_split(result) -> None:
+    """The first split of a benchmark just written, and where it went (the last lines of its summary)."""
     seed, seen, unseen = result.splits[0]
     click.echo(f"split (seed {seed}): {len(seen)} seen, {len(unseen)} unseen concepts "
                f"({len(result.strict(unseen))} unrelated to ImageNet-1K); held-out style {result.heldout_style}")
@@ -175,10 +180,7 @@ def icons(out, size, sets, concepts, min_sets, split_seed, n_splits, unseen_frac
         click.echo(f"  concepts in >= {threshold} sets: "
                    f"{sum(1 for n in per_concept.values() if n >= threshold)}")
     click.echo(f"{len(result.dropped)} concepts dropped with fewer than {min_sets} sets")
-    seed, seen, unseen = result.splits[0]
-    click.echo(f"split (seed {seed}): {len(seen)} seen, {len(unseen)} unseen concepts "
-               f"({len(result.strict(unseen))} unrelated to ImageNet-1K); held-out style {result.heldout_style}")
-    click.echo(f"wrote {result.out}")
+    _report_split(result)
 
 
 @data_group.command("clipart")
