@@ -51,6 +51,7 @@ import keras
 import numpy as np
 
 from models.data import augment as A
+from models.data import feature_file as F
 from models.data.failures import failure_reason
 from models.data.images import load_window
 
@@ -387,13 +388,11 @@ class FeatureBatches(keras.utils.PyDataset):
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        from models.data.feature_file import GROUP_BLOCKS
-
         self.epoch = int(epoch)
         blocks = self.cache.blocks
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(blocks)
-            self.groups = [order[g:g + GROUP_BLOCKS] for g in range(0, blocks, GROUP_BLOCKS)]
+            self.groups = [order[g:g + F.GROUP_BLOCKS] for g in range(0, blocks, F.GROUP_BLOCKS)]
         else:
             self.groups = [np.asarray([b]) for b in range(blocks)]
         sizes = [sum(self.cache.block_rows(int(b)) for b in g) for g in self.groups]
@@ -406,12 +405,10 @@ class FeatureBatches(keras.utils.PyDataset):
 
     def _group(self, g: int):
         if g not in self.loaded:
-            from models.data.feature_file import unscale
-
             ids = np.sort(self.groups[g])
             seed = [self.seed, self.epoch, *ids.tolist()] if self.shuffle else None
             x, scales, y = self.cache.read_blocks(ids, self.y_rows, seed)
-            self.loaded = {g: (unscale(x, scales), y)}  # one group in memory
+            self.loaded = {g: (F.unscale(x, scales), y)}  # one group in memory
         return self.loaded[g]
 
     def __getitem__(self, i):

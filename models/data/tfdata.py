@@ -40,6 +40,7 @@ from typing import Sequence
 import numpy as np
 
 from models.data import augment as A
+from models.data import feature_file as F
 from models.data import headers as H
 from models.data.failures import FailureLog
 from models.data.images import read_rgb
@@ -653,8 +654,6 @@ def feature_dataset(cache, labels, batch_size: int, *, shuffle: bool, seed: int 
     """
     import tensorflow as tf
 
-    from models.data.feature_file import GROUP_BLOCKS
-
     y_rows = np.asarray(labels, np.int32)[cache.index()]
     dim = cache.dim
 
@@ -669,7 +668,7 @@ def feature_dataset(cache, labels, batch_size: int, *, shuffle: bool, seed: int 
     ds = tf.data.Dataset.range(cache.blocks)
     if shuffle:
         ds = ds.shuffle(cache.blocks, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(GROUP_BLOCKS if shuffle else 1).map(load, num_parallel_calls=2, deterministic=not shuffle)
+    ds = ds.batch(F.GROUP_BLOCKS if shuffle else 1).map(load, num_parallel_calls=2, deterministic=not shuffle)
     ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
 
     def targets(x, sc, y):

@@ -252,8 +252,8 @@ def open_output(out: Path, *, resume: bool, overwrite: bool, kind: str = "bundle
     stored = B.read_config(out)
     found = stored.get("kind", "bundle")
     if found != kind and found in RUN_KINDS:
-        (what, _), (wanted, _), command = RUN_KINDS[found], RUN_KINDS[kind], RUN_KINDS[found][1]
-        raise DeviseError(f"{out} is {what}, not {wanted}; resume it with {command}")
+        what, command = RUN_KINDS[found]
+        raise DeviseError(f"{out} is {what}, not {RUN_KINDS[kind][0]}; resume it with {command}")
     return out, stored
 
 
